@@ -1,0 +1,147 @@
+"""The document record every stage passes along, and its one Arrow schema.
+
+A stage receives a :class:`Document` and either returns it (possibly with new
+fields filled in) or returns a :class:`Dropped` that says which stage dropped it
+and why.  Metadata is typed (no free-form dict) so that a Parquet shard has one
+stable schema from the first run to the billionth page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class DocMetadata:
+    """Provenance and measurements attached by the stages that produce them."""
+
+    warc_record_id: str = ""
+    warc_date: str = ""
+    content_type: str = ""
+    charset: str = ""  # encoding the HTML was decoded with (e.g. gb18030)
+    lang_score: float = 0.0  # fastText probability of ``Document.lang``
+    n_chars: int = 0
+    source_path: str = ""  # input file the record came from
+
+
+@dataclass(slots=True)
+class Document:
+    """One text document on its way through the pipeline."""
+
+    id: str
+    text: str
+    source: str  # e.g. "web/warc", "wiki/en", "code/github"
+    url: str = ""
+    lang: str = ""
+    metadata: DocMetadata = field(default_factory=DocMetadata)
+    tokens: list[int] | None = None  # filled in by the tokenize stage
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A crawl record before extraction: bytes plus what the crawler told us."""
+
+    id: str
+    url: str
+    payload: bytes
+    content_type: str = ""  # HTTP Content-Type of the response, or WARC's for WET
+    http_charset: str = ""  # charset= from the HTTP header, if any
+    warc_date: str = ""
+    source_path: str = ""
+    is_plain_text: bool = False  # WET conversion records carry text, not HTML
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A record a stage removed, with the reason that is counted in stats."""
+
+    stage: str
+    reason: str
+    id: str = ""
+    url: str = ""
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+METADATA_TYPE = pa.struct(
+    [
+        pa.field("warc_record_id", pa.string()),
+        pa.field("warc_date", pa.string()),
+        pa.field("content_type", pa.string()),
+        pa.field("charset", pa.string()),
+        pa.field("lang_score", pa.float64()),
+        pa.field("n_chars", pa.int64()),
+        pa.field("source_path", pa.string()),
+    ]
+)
+
+DOCUMENT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("lang", pa.string()),
+        pa.field("text", pa.large_string(), nullable=False),
+        pa.field("metadata", METADATA_TYPE),
+    ],
+    metadata={"skypile.schema_version": str(SCHEMA_VERSION)},
+)
+
+# Tokenized shards add the token ids; n_tokens lets readers plan without decoding lists.
+SHARD_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("tokens", pa.list_(pa.int32()), nullable=False)).append(
+    pa.field("n_tokens", pa.int32(), nullable=False)
+)
+
+
+def _doc_row(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "source": doc.source,
+        "url": doc.url,
+        "lang": doc.lang,
+        "text": doc.text,
+        "metadata": dataclasses.asdict(doc.metadata),
+    }
+
+
+def documents_to_table(docs: Iterable[Document], *, with_tokens: bool = False) -> pa.Table:
+    """Documents to an Arrow table in :data:`DOCUMENT_SCHEMA` (or :data:`SHARD_SCHEMA`)."""
+    rows = []
+    for doc in docs:
+        row = _doc_row(doc)
+        if with_tokens:
+            if doc.tokens is None:
+                raise ValueError(f"document {doc.id} has no tokens; run the tokenize stage first")
+            row["tokens"] = doc.tokens
+            row["n_tokens"] = len(doc.tokens)
+        rows.append(row)
+    schema = SHARD_SCHEMA if with_tokens else DOCUMENT_SCHEMA
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def table_to_documents(table: pa.Table) -> list[Document]:
+    """Inverse of :func:`documents_to_table`; tokens are kept when present."""
+    has_tokens = "tokens" in table.column_names
+    docs = []
+    for row in table.to_pylist():
+        meta = DocMetadata(**(row.get("metadata") or {}))
+        docs.append(
+            Document(
+                id=row["id"],
+                text=row["text"],
+                source=row["source"],
+                url=row.get("url") or "",
+                lang=row.get("lang") or "",
+                metadata=meta,
+                tokens=row["tokens"] if has_tokens else None,
+            )
+        )
+    return docs

@@ -1,0 +1,1 @@
+"""LLaMA-style pretraining on SkyPile shards; installed as ``skypile.trainer``. The only place that imports torch."""
