@@ -7,7 +7,6 @@ Beam options the CLI does not know (``--project``, ``--region``, ``--temp_locati
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -69,6 +68,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if report["balanced"] else 1
 
 
+def _cmd_models_build(args: argparse.Namespace) -> int:
+    from skypile.models_build import build_models
+
+    for name, path in build_models(Path(args.data) if args.data else None, Path(args.out) if args.out else None, args.force).items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def _cmd_build_warc(args: argparse.Namespace) -> int:
     from skypile.readers import warc_builder
 
@@ -107,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-shards", type=int, default=1)
     e.add_argument("--overwrite", action="store_true")
 
+    m = sub.add_parser("models", help="model artifacts").add_subparsers(dest="mcmd", required=True)
+    mb = m.add_parser("build", help="build every model from its recipe in models/ (tokenizer, ...)")
+    mb.add_argument("--data", default=None, help="shared data folder (default ../shared/data or $SKYPILE_SHARED_DATA)")
+    mb.add_argument("--out", default=None, help="build folder (default models/build)")
+    mb.add_argument("--force", action="store_true", help="rebuild artifacts that exist")
+
     w = sub.add_parser("build-warc", help="write a WARC: the bundled default pages, or the shared real pages")
     w.add_argument("--out", required=True)
     w.add_argument("--from-shared", action="store_true")
@@ -126,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_tokenizer_train(args)
     if args.cmd == "export":
         return _cmd_export(args)
+    if args.cmd == "models":
+        return _cmd_models_build(args)
     if args.cmd == "build-warc":
         return _cmd_build_warc(args)
     raise AssertionError(args.cmd)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# End to end on a fresh machine: install, build models from data, run the web job
+# (WARC in, tokenized Parquet shards out) on the DirectRunner, then train a few steps.
+#   OUT (default runs/quickstart)  SKYPILE_SHARED_DATA (default ../shared/data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+. .venv/bin/activate
+OUT=${OUT:-runs/quickstart}
+SHARED=${SKYPILE_SHARED_DATA:-../shared/data}
+mkdir -p "$OUT"
+
+echo "== 1/4 models: build from data (tokenizer)"
+skypile models build
+
+echo "== 2/4 input"
+if [ -d "$SHARED/warc" ]; then
+  INPUT="$SHARED/warc/**/*"
+  echo "using the shared crawl samples: $INPUT"
+else
+  INPUT="$OUT/default.warc.gz"
+  skypile build-warc --out "$INPUT"
+fi
+
+echo "== 3/4 web job (DirectRunner, multi-processing)"
+skypile run --input "$INPUT" --output "$OUT/web" --num-shards 4
+
+echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
+skypile-train --config tiny --data "$OUT/web" --out "$OUT/train" steps=30 log_every=5
+
+echo
+echo "results:"
+echo "  shards + manifest + stats: $OUT/web/{shards/,manifest.json,stats.json,dropped/}"
+echo "  training metrics:          $OUT/train/metrics.jsonl"
+echo "  tokenizer:                 models/build/tokenizer/skypile-sp.model"
