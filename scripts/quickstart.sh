@@ -26,7 +26,7 @@ echo "== 3/4 web job (DirectRunner, multi-processing)"
 skypile run --input "$INPUT" --output "$OUT/web" --num-shards 4
 
 echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
-skypile-train --config tiny --data "$OUT/web" --out "$OUT/train" steps=30 log_every=5
+skypile-train --config tiny --data "$OUT/web" --run-dir "$OUT/train" steps=30 log_every=5
 
 echo
 echo "results:"

@@ -1,0 +1,322 @@
+"""``skypile-train``: pretrain the LLaMA-style model on SkyPile shards with FSDP2.
+
+    skypile-train --config tiny data=out/shards steps=100          # one process (a 1-rank group)
+    torchrun --nproc_per_node 8 -m skypile.trainer.train --config 1b data=...   # one node
+    (multi-node: see trainer/README.md)
+
+Writes ``<run_dir>/metrics.jsonl`` (one JSON object per logged step or
+validation), ``config.json`` and ``checkpoints/``; resumes from the latest
+checkpoint in ``run_dir`` unless ``resume=none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
+
+from .checkpoint import Checkpointer
+from .config import TrainConfig, apply_overrides, get_config
+from .data import PackedDataset, PackedLoader, load_val_windows, open_dataset
+from .model import build_model, flops_per_token, num_params
+from .parallelize import parallelize
+from .schedule import build_scheduler, decay_steps_for
+
+log = logging.getLogger("skypile.trainer")
+
+
+@dataclass
+class Dist:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # we created the process group (so we destroy it)
+    store: str | None = None  # FileStore of a 1-process group, removed at the end
+
+
+def init_distributed(device: str = "auto") -> Dist:
+    """Join torchrun's group, or make a 1-process group so FSDP2 and DCP run unchanged."""
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but CUDA is not available")
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device("cpu")
+    backend = "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
+    owns, store = False, None
+    if not dist.is_initialized():
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend=backend, device_id=dev if use_cuda else None)
+        else:
+            store = tempfile.NamedTemporaryFile(prefix="skypile-train-store-", delete=False).name
+            dist.init_process_group(backend=backend, init_method=f"file://{store}", rank=0, world_size=1)
+        owns = True
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns, store)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(prog="skypile-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="tiny", help="preset: tiny | 1b | skywork-13b")
+    parser.add_argument("--data", help="shorthand for data=...")
+    parser.add_argument("--run-dir", help="shorthand for run_dir=...")
+    parser.add_argument("overrides", nargs="*", help="key=value (model.key=value for model fields)")
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data={args.data}")
+    if args.run_dir:
+        overrides.append(f"run_dir={args.run_dir}")
+    cfg = apply_overrides(get_config(args.config), overrides)
+    if not cfg.run_dir:
+        cfg.run_dir = str(Path("runs") / cfg.name)
+    return cfg
+
+
+def _max_memory_gib(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"mem_alloc_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+                "mem_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30}
+    return {"mem_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux: KiB
+
+
+def _tokenizer_path(cfg: TrainConfig, manifest: dict, root: Path) -> str | None:
+    if cfg.tokenizer:
+        return cfg.tokenizer
+    tok = manifest.get("tokenizer", {})
+    for key in ("model_path", "model", "path"):
+        if tok.get(key):
+            p = Path(tok[key])
+            return str(p if p.is_absolute() or p.exists() else root / p)
+    return None
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(0, 1), reduction=reduction)
+
+
+@torch.no_grad()
+def evaluate(model, val: dict[str, torch.Tensor], *, rank: int, world: int, batch_size: int,
+             device: torch.device) -> dict[str, float]:
+    """Mean token loss per held-out set; windows split across ranks, same number of forwards on every rank."""
+    model.eval()
+    out = {}
+    for name, windows in val.items():
+        mine = windows[rank::world]
+        per_rank = math.ceil(len(windows) / world)
+        n_batches = math.ceil(per_rank / batch_size)
+        total = torch.zeros(2, dtype=torch.float64, device=device)
+        for b in range(n_batches):
+            chunk = mine[b * batch_size : (b + 1) * batch_size]
+            weight = 1.0
+            if len(chunk) == 0:  # this rank ran out: run a dummy batch so FSDP collectives line up
+                chunk, weight = windows[:1], 0.0
+            chunk = chunk.to(device)
+            loss = loss_fn(model(chunk[:, :-1]), chunk[:, 1:], reduction="sum")
+            total += torch.stack([loss.double() * weight, torch.tensor(chunk[:, 1:].numel() * weight,
+                                                                       dtype=torch.float64, device=device)])
+        dist.all_reduce(total)
+        out[name] = (total[0] / total[1]).item()
+    model.train()
+    return out
+
+
+def train(cfg: TrainConfig) -> list[dict]:
+    """Run training as configured; returns the metrics rows (rank 0; other ranks get [])."""
+    env = init_distributed(cfg.device)
+    rank = env.rank
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    run_dir = Path(cfg.run_dir)
+    try:
+        return _train(cfg, env, run_dir)
+    finally:
+        if env.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+        if env.store:
+            with contextlib.suppress(OSError):
+                os.unlink(env.store)
+
+
+def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
+    rank, world, device = env.rank, env.world_size, env.device
+    if not cfg.data:
+        raise ValueError("data=<shard dir> is required")
+    root, manifest = open_dataset(cfg.data)
+    tok = manifest.get("tokenizer", {})
+    if cfg.model.vocab_size <= 0:
+        if not tok.get("vocab_size"):
+            raise ValueError("model.vocab_size=0 needs tokenizer.vocab_size in the manifest")
+        cfg.model.vocab_size = 64 * math.ceil(int(tok["vocab_size"]) / 64)
+    elif tok.get("vocab_size") and tok["vocab_size"] > cfg.model.vocab_size:
+        raise ValueError(f"tokenizer vocab {tok['vocab_size']} > model vocab {cfg.model.vocab_size}")
+    if cfg.seq_len > cfg.model.max_seq_len:
+        raise ValueError(f"seq_len {cfg.seq_len} > model.max_seq_len {cfg.model.max_seq_len}")
+
+    grad_accum = cfg.grad_accum
+    if cfg.global_batch_tokens > 0:
+        per_micro = cfg.micro_batch_size * cfg.seq_len * world
+        grad_accum = max(1, round(cfg.global_batch_tokens / per_micro))
+    tokens_per_step = cfg.micro_batch_size * cfg.seq_len * grad_accum * world
+    total_steps = cfg.steps or max(1, (cfg.stage1_tokens + cfg.stage2_tokens) // tokens_per_step)
+    decay_steps = decay_steps_for(cfg.stage1_tokens, tokens_per_step, total_steps)
+
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    # -- model: meta -> AC / compile / FSDP2 -> materialize -> init
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, "meta")
+    mesh = init_device_mesh(device.type, (world,))
+    parallelize(model, mesh, param_dtype=cfg.param_dtype, reduce_dtype=cfg.reduce_dtype,
+                activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile)
+    model.to_empty(device=device)
+    model.init_weights(cfg.seed)
+    attn = model.set_attention(cfg.model.attention)
+    fpt = flops_per_token(cfg.model, cfg.seq_len)
+    log.info("model %s: %.1fM params (%.1fM non-embedding), attention=%s, world=%d, grad_accum=%d, "
+             "tokens/step=%d, steps=%d, decay_steps=%d, FLOPs/token=%.3g", cfg.name,
+             num_params(cfg.model) / 1e6, num_params(cfg.model, embedding=False) / 1e6, attn, world, grad_accum,
+             tokens_per_step, total_steps, decay_steps, fpt)
+
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=device.type == "cuda")
+    scheduler = build_scheduler(optimizer, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
+                                decay_steps=decay_steps)
+
+    # -- data
+    schedule = cfg.mix_schedule or ([[0, cfg.data_weights]] if cfg.data_weights else None)
+    dataset = PackedDataset(cfg.data, seq_len=cfg.seq_len, batch_size=cfg.micro_batch_size, rank=rank,
+                            world_size=world, num_workers=cfg.num_workers, seed=cfg.seed, schedule=schedule)
+    loader = PackedLoader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+    val: dict[str, torch.Tensor] = {}
+    if cfg.val_sets:
+        tokenizer = _tokenizer_path(cfg, manifest, root)
+        for name, spec in cfg.val_sets.items():
+            val[name] = load_val_windows(spec, seq_len=cfg.seq_len, n_windows=cfg.val_windows,
+                                         eos_id=dataset.eos_id, tokenizer=tokenizer)
+        log.info("validation sets: %s", {k: tuple(v.shape) for k, v in val.items()})
+
+    # -- resume
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_ckpts)
+    step = 0
+    resume_from = None
+    if cfg.resume not in ("none", ""):
+        resume_from = ckpt.latest() if cfg.resume == "auto" else Path(cfg.resume)
+    if resume_from is not None:
+        state = ckpt.load(resume_from, model, optimizer)
+        scheduler.load_state_dict(state["scheduler"])
+        loader.load_state_dict(state["data"])
+        step = int(state["step"])
+        log.info("resumed from %s at step %d", resume_from, step)
+
+    def save(at: int) -> None:
+        ckpt.save(at, model, optimizer,
+                  {"step": at, "scheduler": scheduler.state_dict(), "data": loader.state_dict()},
+                  meta={"config": cfg.to_dict()})
+
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None
+    rows: list[dict] = []
+
+    def emit(row: dict) -> None:
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            rows.append(row)
+
+    def run_val(at: int) -> None:
+        if not val:
+            return
+        t0 = time.perf_counter()
+        losses = evaluate(model, val, rank=rank, world=world, batch_size=cfg.micro_batch_size, device=device)
+        emit({"type": "val", "step": at, **{f"val/{k}": v for k, v in losses.items()},
+              "val_time_s": time.perf_counter() - t0})
+        log.info("step %d | val %s", at, " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+
+    # -- loop
+    model.train()
+    t_last, tokens_since = time.perf_counter(), 0
+    last_saved = step
+    while step < total_steps:
+        lr = scheduler.get_last_lr()[0]
+        loss_sum = torch.zeros((), device=device)
+        for _ in range(grad_accum):
+            batch = next(loader).to(device, non_blocking=True)
+            loss = loss_fn(model(batch[:, :-1]), batch[:, 1:])
+            (loss / grad_accum).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens_since += tokens_per_step
+
+        if step % cfg.log_every == 0 or step == total_steps:
+            loss_avg = loss_sum / grad_accum
+            dist.all_reduce(loss_avg, op=dist.ReduceOp.AVG) if device.type == "cuda" else _avg_gloo(loss_avg)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            now = time.perf_counter()
+            tps = tokens_since / (now - t_last) / world
+            row = {"type": "train", "step": step, "tokens": step * tokens_per_step, "loss": loss_avg.item(),
+                   "lr": lr, "grad_norm": grad_norm.item(), "tokens_per_s_per_device": tps,
+                   "tflops_per_device": tps * fpt / 1e12, "mfu": tps * fpt / (cfg.peak_tflops * 1e12),
+                   "step_time_s": (now - t_last) / max(1, tokens_since // tokens_per_step),
+                   **_max_memory_gib(device)}
+            emit(row)
+            log.info("step %d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s/dev | mfu %.2f%%", step,
+                     row["loss"], lr, row["grad_norm"], tps, 100 * row["mfu"])
+            t_last, tokens_since = time.perf_counter(), 0
+        if cfg.val_every and step % cfg.val_every == 0:
+            run_val(step)
+        if cfg.ckpt_every and step % cfg.ckpt_every == 0:
+            save(step)
+            last_saved = step
+    if val and not (cfg.val_every and step % cfg.val_every == 0):
+        run_val(step)
+    if last_saved != step:
+        save(step)
+    if metrics_file is not None:
+        metrics_file.close()
+    return rows
+
+
+def _avg_gloo(t: torch.Tensor) -> None:
+    dist.all_reduce(t)  # gloo has no AVG
+    t /= dist.get_world_size()
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
