@@ -80,7 +80,7 @@ def _cmd_build_warc(args: argparse.Namespace) -> int:
     from skypile.readers import warc_builder
 
     n = warc_builder.build_warc_from_shared(args.out, limit=args.limit) if args.from_shared else warc_builder.build_default_warc(args.out)
-    print(f"wrote {n} records to {args.out}")
+    print(f"wrote {n} pages (response records) to {args.out}")
     return 0
 
 

@@ -55,6 +55,7 @@ class RawRecord:
     warc_date: str = ""
     source_path: str = ""
     is_plain_text: bool = False  # WET conversion records carry text, not HTML
+    source: str = "web/warc"  # copied to Document.source by the extract stage
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,126 @@
+"""Line-level cleanup of extracted main text, after the Skywork-13B recipe.
+
+The Skywork report keeps "medium-to-long continuous text" and removes what main
+text extractors still let through: navigation bars, contact information,
+disjoint titles and short fragments.  This module does exactly that on the
+lines trafilatura (or a WET record) gives us, with rules simple enough to
+audit:
+
+1. **Boilerplate lines** – contact details (e-mail, phone, "Contact us",
+   "联系我们"), copyright/ICP notices and calls to action ("Sign up",
+   "Subscribe", "扫描二维码") are dropped when the line is not long prose.
+2. **Navigation bars** – three or more short segments separated by ``|``,
+   ``>``, ``»``, ``·``, ``/`` … ("Home | News | Sports | Contact").
+3. **Fragments** – a short line that does not read as a sentence is kept only
+   as a heading: one of the (at most ``max_fragment_run``) lines directly above
+   prose.  Other fragments – menus, tag clouds, link lists, captions, trailing
+   "Reply"/"Share" crumbs and disjoint titles – are dropped.
+
+Sizes are measured in :func:`skypile.filters.length.text_units` (CJK
+characters + other words), so one set of thresholds serves Chinese and English.
+Chinese prose carries roughly 1.5–2 characters per English word, so the
+Chinese threshold is given separately.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from skypile.filters.length import cjk_count, word_count
+
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# 8+ digits in phone-number shape: +86 10-1234 5678, (555) 123-4567, 400-800-8888
+_PHONE_RE = re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?![\w.])")
+_CONTACT_RE = re.compile(
+    r"contact us|call us|e-?mail:|tel(?:ephone)?[:.]|fax[:.]|phone:|customer service|"
+    r"联系我们|联系电话|联系方式|客服|热线|电话[:：]|传真|邮箱[:：]|e-?mail[:：]|地址[:：]|邮编|qq[:：群]|微信号",
+    re.I,
+)
+_LEGAL_RE = re.compile(
+    r"©|\(c\)\s*\d{4}|copyright|all rights reserved|版权所有|版权声明|免责声明|icp[备证]|公网安备|增值电信",
+    re.I,
+)
+_CTA_RE = re.compile(
+    r"sign up|subscribe|newsletter|follow us|share this|share on|read more|click here|log ?in to|"
+    r"点击(?:查看|进入|这里|下载)|扫描?二维码|扫一扫|关注(?:我们|公众号)|分享到|责任编辑|返回(?:首页|顶部)|上一篇|下一篇",
+    re.I,
+)
+_NAV_SPLIT_RE = re.compile(r"\s*(?:[|｜»›>→·•/]|\s-\s|\s–\s|\s—\s)\s*")
+_SENTENCE_END = tuple(".!?。！？…:：;；\"'”’」』)）")
+
+
+@dataclass(frozen=True)
+class LineFilter:
+    """Thresholds of the cleanup; ``LineFilter()(text)`` returns the cleaned text."""
+
+    prose_words: int = 10  # an English line with this many words reads as prose
+    prose_cjk: int = 20  # ... a Chinese line with this many characters
+    sentence_words: int = 4  # shorter lines are prose only if they end like a sentence
+    sentence_cjk: int = 8
+    boilerplate_max_words: int = 40  # boilerplate patterns only drop lines shorter than this
+    boilerplate_max_cjk: int = 80
+    max_fragment_run: int = 2  # at most this many short lines above prose are kept as its heading
+    nav_min_segments: int = 3
+    nav_max_segment_units: int = 4
+
+    def _units(self, line: str) -> tuple[int, bool]:
+        n_cjk, n_words = cjk_count(line), word_count(line)
+        return n_cjk + n_words, n_cjk > n_words
+
+    def is_boilerplate(self, line: str) -> bool:
+        """Contact, legal or call-to-action line that is not long prose."""
+        units, cjk = self._units(line)
+        if units >= (self.boilerplate_max_cjk if cjk else self.boilerplate_max_words):
+            return False
+        return bool(
+            _EMAIL_RE.search(line)
+            or _PHONE_RE.search(line)
+            or _CONTACT_RE.search(line)
+            or _LEGAL_RE.search(line)
+            or _CTA_RE.search(line)
+        )
+
+    def is_nav(self, line: str) -> bool:
+        """Several short separator-delimited segments ("Home | News | Sport")."""
+        segments = [s for s in _NAV_SPLIT_RE.split(line) if s.strip()]
+        if len(segments) < self.nav_min_segments:
+            return False
+        small = sum(1 for s in segments if self._units(s)[0] <= self.nav_max_segment_units)
+        return small >= 0.8 * len(segments)
+
+    def is_prose(self, line: str) -> bool:
+        """Long enough, or a complete short sentence."""
+        units, cjk = self._units(line)
+        if units >= (self.prose_cjk if cjk else self.prose_words):
+            return True
+        return units >= (self.sentence_cjk if cjk else self.sentence_words) and line.endswith(_SENTENCE_END)
+
+    def __call__(self, text: str) -> str:
+        lines = [ln.strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln and not self.is_boilerplate(ln) and not self.is_nav(ln)]
+        prose = [self.is_prose(ln) for ln in lines]
+        keep = list(prose)
+        i = 0
+        while i < len(lines):
+            if prose[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(lines) and not prose[j]:
+                j += 1
+            # lines[i:j] is a run of fragments: its last few lines survive only as the
+            # heading of the prose that follows; the rest of a long run is a menu or list.
+            if j < len(lines):
+                for k in range(max(i, j - self.max_fragment_run), j):
+                    keep[k] = True
+            i = j
+        return "\n".join(ln for ln, k in zip(lines, keep) if k)
+
+
+DEFAULT_LINE_FILTER = LineFilter()
+
+
+def clean_lines(text: str) -> str:
+    """Apply :data:`DEFAULT_LINE_FILTER` (see the module docstring for the rules)."""
+    return DEFAULT_LINE_FILTER(text)

