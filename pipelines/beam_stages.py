@@ -36,8 +36,13 @@ class _Counters:
             c = self._c[outcome] = Metrics.counter(NAMESPACE, counter_name(self.stage, outcome))
         c.inc()
 
-    def dropped(self, d: Dropped) -> None:
-        self.inc(f"dropped.{d.reason}")
+    def route(self, out: Any) -> Any:
+        """Count one outcome and return it as Beam output: a drop goes to the ``dropped`` tag."""
+        if isinstance(out, Dropped):
+            self.inc(f"dropped.{out.reason}")
+            return beam.pvalue.TaggedOutput(DROPPED, out)
+        self.inc("kept")
+        return out
 
 
 class StageDoFn(beam.DoFn):
@@ -58,12 +63,7 @@ class StageDoFn(beam.DoFn):
         except Exception as exc:  # a bug or a pathological record must not kill the job
             log.exception("stage %s failed on %s", self.stage.name, getattr(item, "id", "?"))
             out = drop(self.stage.name, "stage_error", item if isinstance(item, Document) else None, repr(exc))
-        if isinstance(out, Dropped):
-            self.counters.dropped(out)
-            yield beam.pvalue.TaggedOutput(DROPPED, out)
-        else:
-            self.counters.inc("kept")
-            yield out
+        yield self.counters.route(out)
 
 
 class ReadFileDoFn(beam.DoFn):
@@ -79,12 +79,7 @@ class ReadFileDoFn(beam.DoFn):
     def process(self, path: str) -> Iterator[Any]:
         for item in self.reader(path):
             self.counters.inc("in")
-            if isinstance(item, Dropped):
-                self.counters.dropped(item)
-                yield beam.pvalue.TaggedOutput(DROPPED, item)
-            else:
-                self.counters.inc("kept")
-                yield item
+            yield self.counters.route(item)
 
 
 def apply_stage(pcoll: beam.PCollection, stage: Any, dropped: list) -> beam.PCollection:

@@ -49,11 +49,8 @@ class ExactDedupDoFn(beam.DoFn):
         for _ in docs:
             self.counters.inc("in")
         survivor, drops = resolve_group(docs)
-        self.counters.inc("kept")
-        yield survivor
-        for d in drops:
-            self.counters.dropped(d)
-            yield beam.pvalue.TaggedOutput(DROPPED, d)
+        for out in [survivor, *drops]:
+            yield self.counters.route(out)
 
 
 class WriteShardDoFn(beam.DoFn):

@@ -53,8 +53,9 @@ _BINARY_MAGIC = (
 _HTML_SNIFF_RE = re.compile(rb"<(?:!doctype\s+html|html|head|body|title|meta|div|p|table|article|h[1-6])[\s>/]", re.I)
 _WS_RUN_RE = re.compile(r"[ \t\u00a0\u3000]+")
 
-# trafilatura logs a warning for every page it cannot parse; at crawl scale that is noise.
-logging.getLogger("trafilatura").setLevel(logging.ERROR)
+# trafilatura logs an ERROR for every page it cannot parse ("empty HTML tree"); each such page
+# is already a counted drop (no_main_text), so at crawl scale the log lines are only noise.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 
 def looks_like_html(payload: bytes) -> bool:

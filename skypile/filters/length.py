@@ -16,15 +16,17 @@ from skypile.stage import drop
 
 STAGE = "length"
 
-# CJK Unified Ideographs (+ Ext. A), compatibility ideographs, Ext. B-F (astral).
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+# Scripts written without spaces between words, so measured per character: CJK Unified
+# Ideographs (+ Ext. A), compatibility ideographs, Ext. B-F (astral), and Japanese kana
+# (so a Japanese page is judged by its length and left to langid, not lost as "boilerplate").
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _CJK_RE = re.compile(f"[{_CJK}]")
 # A "word": a run of letters/digits that contains no CJK ideograph.
 _WORD_RE = re.compile(f"(?:(?![{_CJK}])[^\\W_])+")
 
 
 def cjk_count(text: str) -> int:
-    """Number of CJK ideographs (punctuation and kana not counted)."""
+    """Number of CJK ideographs and kana (punctuation not counted)."""
     return len(_CJK_RE.findall(text))
 
 
