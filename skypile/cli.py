@@ -33,7 +33,11 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         min_lang_score=args.min_lang_score,
         overwrite=args.overwrite,
     )
-    report = run(cfg, beam_args)
+    try:
+        report = run(cfg, beam_args)
+    except FileNotFoundError as exc:  # an input glob that matches nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _print_report(report, args.output)
     return 0 if report["balanced"] else 1
 

@@ -120,3 +120,8 @@ def test_bad_input_is_dropped_with_reasons(tmp_path, tokenizer_model, shared):
     assert drops["undecodable"] + drops["no_main_text"] + drops["lang_other"] + drops["low_lang_score"] >= 1
     assert drops["truncated_input"] + drops["read_error"] == 1
     assert stats["kept"] >= 1  # the good page (and the pages before the truncation) survive
+
+
+def test_input_glob_matching_nothing_is_a_clear_error(tmp_path, tokenizer_model, capsys):
+    rc = main(["run", "--input", str(tmp_path / "nothing-*.warc.gz"), "--output", str(tmp_path / "o"), "--tokenizer", tokenizer_model])
+    assert rc == 2 and "no input file matches" in capsys.readouterr().err
