@@ -140,6 +140,8 @@ def pipeline_options(cfg: WebPipelineConfig, beam_args: Sequence[str]) -> Pipeli
             args.append("--direct_running_mode=multi_processing")
         if not any(a.startswith("--direct_num_workers") for a in args):
             args.append(f"--direct_num_workers={cfg.direct_num_workers or os.cpu_count() or 1}")
+        if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+            args.append("--default_sdk_harness_log_level=WARNING")  # local workers: no per-bundle INFO chatter
     return PipelineOptions(args)
 
 

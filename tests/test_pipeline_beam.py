@@ -125,3 +125,24 @@ def test_bad_input_is_dropped_with_reasons(tmp_path, tokenizer_model, shared):
 def test_input_glob_matching_nothing_is_a_clear_error(tmp_path, tokenizer_model, capsys):
     rc = main(["run", "--input", str(tmp_path / "nothing-*.warc.gz"), "--output", str(tmp_path / "o"), "--tokenizer", tokenizer_model])
     assert rc == 2 and "no input file matches" in capsys.readouterr().err
+
+
+def test_six_hundred_real_pages_at_volume(tmp_path, shared, tokenizer_model):
+    """~600 real pages (en + zh, GBK/GB2312/UTF-8) as one WARC through the whole job."""
+    from skypile.readers.warc_builder import build_warc_from_shared
+
+    shared("html-zh", "cleaneval-zh")
+    warc = tmp_path / "pages.warc.gz"
+    pages = build_warc_from_shared(str(warc))
+    assert pages > 550
+    stats = _run([str(warc)], tmp_path / "out", tokenizer_model)
+    assert stats["balanced"] and stats["records_in"] == pages + 1  # + the warcinfo record
+    assert stats["kept"] > 0.85 * pages
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    charsets, langs = Counter(), Counter()
+    for shard in manifest["shards"]:
+        for doc in table_to_documents(pq.read_table(tmp_path / "out" / shard["path"])):
+            charsets[doc.metadata.charset] += 1
+            langs[doc.lang] += 1
+    assert charsets["gb18030"] >= 10  # GBK/GB2312 pages decoded and kept, not mangled
+    assert langs["zh"] >= 80 and langs["en"] >= 400
