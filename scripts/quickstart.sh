@@ -26,7 +26,14 @@ echo "== 3/4 web job (DirectRunner, multi-processing)"
 skypile run --input "$INPUT" --output "$OUT/web" --num-shards 4
 
 echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
-skypile-train --config tiny --data "$OUT/web" --run-dir "$OUT/train" steps=30 log_every=5
+# Held-out validation per domain (when the shared data is there): the losses to read, since a
+# single step's training loss on a 4-window batch is noisy.
+VAL=()
+if [ -d "$SHARED/wiki" ]; then
+  VAL=("val_sets={\"web_en\": \"$SHARED/web/en/dolma/provided-documents-000.json.gz\", \"wiki_en\": \"$SHARED/wiki/en/wikitext-2-raw-test.txt\", \"zh_news\": \"$SHARED/domains/zh/skywork-eval-loss/zh_news.jsonl\"}" val_every=20)
+fi
+rm -rf "$OUT/train"  # a fresh run each time (the trainer would otherwise resume its checkpoint)
+skypile-train --config tiny --data "$OUT/web" --run-dir "$OUT/train" steps=60 log_every=10 "${VAL[@]}"
 
 echo
 echo "results:"

@@ -257,6 +257,8 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
         log.info("step %d | val %s", at, " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
 
     # -- loop
+    if step == 0:
+        run_val(0)  # the untrained baseline (about ln(vocab)) that later validation losses are read against
     model.train()
     t_last, tokens_since = time.perf_counter(), 0
     last_saved = step
