@@ -112,7 +112,7 @@ NOTES = """## Notes
   (FastWARC alone ends silently there); 0.28 s of its 0.37 s is `zlib.decompress` itself.
   Swapping in `isal` or `zlib-ng` inflaters measured only 1.26x / 1.16x faster on this file,
   so the standard library stays.
-- At this size Beam's DirectRunner (2 processes) beats the 1-process loop by ~1.5x, i.e.
+- At this size Beam's DirectRunner (2 processes) beats the 1-process loop by 1.3-1.5x (run to run),
   most of the second core, despite the runner's start-up and shuffles."""
 
 
