@@ -7,55 +7,17 @@ same stages, shard writer and stats report as the Beam job.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
-from pathlib import Path
 from typing import Iterator
 
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from skypile import io
-from skypile.document import DocMetadata, Document, Dropped, table_to_documents
-from skypile.stage import StageStats, drop, run_stage
+from skypile.document import Document, Dropped
+from skypile.readers.jsonl import read_documents
+from skypile.stage import StageStats, run_stage
 from skypile.tokenizer.spm import Tokenize, tokenizer_info
 from skypile.writers.parquet import shard_index, write_manifest, write_shard
-
-
-def read_documents(path: str, source: str = "") -> Iterator[Document | Dropped]:
-    """Rows of a JSONL(.gz) file (``text``/``content`` + optional id/url/source/lang) or a Parquet file."""
-    if path.endswith(".parquet"):
-        for doc in table_to_documents(pq.read_table(path)):
-            yield doc
-        return
-    opener = gzip.open if path.endswith(".gz") else open
-    name = Path(path).name
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            ref = f"{name}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield drop("read", "bad_json", detail=f"{ref}: {exc}")
-                continue
-            text = row.get("text") if isinstance(row, dict) else None
-            if text is None and isinstance(row, dict):
-                text = row.get("content")
-            if not isinstance(text, str) or not text.strip():
-                yield Dropped(stage="read", reason="no_text", id=str(row.get("id", ref)) if isinstance(row, dict) else ref)
-                continue
-            doc_id = str(row.get("id") or hashlib.blake2b(f"{path}:{lineno}".encode(), digest_size=12).hexdigest())
-            yield Document(
-                id=doc_id,
-                text=text,
-                source=str(row.get("source") or source or name),
-                url=str(row.get("url") or ""),
-                lang=str(row.get("lang") or ""),
-                metadata=DocMetadata(n_chars=len(text), source_path=path),
-            )
 
 
 def export_shards(

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from skypile.cli import main
 from skypile.document import SHARD_SCHEMA
-from skypile.export import read_documents
+from skypile.readers.jsonl import read_documents
 
 
 def test_export_real_jsonl_with_bad_rows(tmp_path, shared, tokenizer_model):

@@ -21,6 +21,7 @@ import pytest
 
 from skypile.data_paths import shared_path
 from skypile.document import Document
+from skypile.tokenizer.spm import load_tokenizer, tokenizer_info, train_tokenizer
 from skypile.writers.parquet import shard_index, write_manifest, write_shard
 
 VOCAB = 4000
@@ -59,20 +60,7 @@ def train_sentencepiece(texts: list[str], out_dir: Path, vocab_size: int) -> str
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = out_dir / "tokenizer-train.txt"
     corpus.write_text("\n".join(t.replace("\r", "") for t in texts), encoding="utf-8")
-    try:
-        from skypile.tokenizer.spm import train_tokenizer  # the project's tokenizer, once it exists
-    except ImportError:
-        train_tokenizer = None
-    if train_tokenizer is not None:
-        return str(train_tokenizer([str(corpus)], str(out_dir), vocab_size=vocab_size))
-    import sentencepiece as spm
-
-    prefix = out_dir / "spm"
-    spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size, model_type="bpe",
-        character_coverage=0.995, byte_fallback=True, input_sentence_size=200_000, shuffle_input_sentence=True,
-        max_sentence_length=16384, num_threads=2, minloglevel=2)
-    return str(prefix) + ".model"
+    return train_tokenizer([str(corpus)], str(out_dir), vocab_size=vocab_size)
 
 
 def build_real_shards(base: Path, require) -> dict:
@@ -88,9 +76,7 @@ def build_real_shards(base: Path, require) -> dict:
     code_val = [c for i, c in enumerate(code) if i % 10 == 0]
 
     model_path = train_sentencepiece(wiki_en + wiki_zh + code_train, base / "tokenizer", VOCAB)
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=model_path)
+    sp = load_tokenizer(model_path)
     docs: list[Document] = []
     corpora = (("wiki/en", "en", wiki_en), ("wiki/zh", "zh", wiki_zh), ("code/linguist", "", code_train))
     for source, lang, texts in corpora:
@@ -103,14 +89,7 @@ def build_real_shards(base: Path, require) -> dict:
     for d in docs:
         buckets[shard_index(d.id, NUM_SHARDS)].append(d)
     infos = [write_shard(b, str(out), i, NUM_SHARDS, row_group_rows=ROW_GROUP_ROWS) for i, b in enumerate(buckets)]
-    try:
-        from skypile.tokenizer.spm import tokenizer_info
-
-        tokenizer = tokenizer_info(model_path)
-    except ImportError:
-        tokenizer = {"path": model_path, "vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(),
-                     "bos_id": sp.bos_id(), "pad_id": sp.pad_id(), "unk_id": sp.unk_id()}
-    manifest = write_manifest(str(out), infos, tokenizer=tokenizer)
+    manifest = write_manifest(str(out), infos, tokenizer=tokenizer_info(model_path))
 
     val_dir = base / "val"
     val_dir.mkdir(exist_ok=True)

@@ -50,6 +50,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from skypile.readers.jsonl import iter_texts
+
 log = logging.getLogger(__name__)
 
 ALL = "*"  # stream of every document, in shard order
@@ -324,24 +326,19 @@ class PackedLoader:
 def _text_docs(path: Path) -> Iterator[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     stem = path.name[:-3] if path.suffix == ".gz" else path.name
-    with opener(path, "rt", encoding="utf-8-sig") as f:
-        if stem.endswith((".jsonl", ".json")):
-            for line in f:
-                if line.strip():
-                    obj = json.loads(line)
-                    text = obj.get("text") or obj.get("content") or ""
-                    if text.strip():
-                        yield text
-        else:  # plain text: paragraphs separated by blank lines
-            para: list[str] = []
-            for line in f:
-                if line.strip():
-                    para.append(line.rstrip("\n"))
-                elif para:
-                    yield "\n".join(para)
-                    para = []
-            if para:
+    if stem.endswith((".jsonl", ".json")):
+        yield from iter_texts(str(path))
+        return
+    with opener(path, "rt", encoding="utf-8-sig") as f:  # plain text: paragraphs split by blank lines
+        para: list[str] = []
+        for line in f:
+            if line.strip():
+                para.append(line.rstrip("\n"))
+            elif para:
                 yield "\n".join(para)
+                para = []
+        if para:
+            yield "\n".join(para)
 
 
 def _shard_docs(path: Path) -> Iterator[np.ndarray]:
@@ -366,13 +363,7 @@ def load_val_windows(spec: str | Path, *, seq_len: int, n_windows: int, eos_id: 
     else:
         if not tokenizer:
             raise ValueError(f"validation set {path} is text: a tokenizer model is needed")
-        try:
-            from skypile.tokenizer.spm import load_tokenizer  # also reads gs:// / s3:// paths
-        except ImportError:
-            import sentencepiece as spm
-
-            def load_tokenizer(p: str):
-                return spm.SentencePieceProcessor(model_file=p)
+        from skypile.tokenizer.spm import load_tokenizer  # also reads gs:// / s3:// paths
 
         sp = load_tokenizer(str(tokenizer))
         docs = (np.asarray(sp.encode(text), dtype=np.int64) for text in _text_docs(path))

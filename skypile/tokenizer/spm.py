@@ -23,6 +23,7 @@ import sentencepiece as spm
 
 from skypile import io
 from skypile.document import Document, Dropped
+from skypile.readers.jsonl import iter_texts
 from skypile.stage import drop
 
 MODEL_NAME = "skypile-sp"
@@ -44,7 +45,7 @@ def iter_training_text(paths: Iterable[str], max_line_chars: int = 4096) -> Iter
         if ".warc" in name or name.endswith(".wet.txt"):
             texts: Iterable[str] = _texts_from_warc(name)
         elif name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
-            texts = _texts_from_jsonl(name)
+            texts = iter_texts(name)
         else:
             opener = gzip.open if name.endswith(".gz") else open
             with opener(name, "rt", encoding="utf-8", errors="replace") as f:
@@ -54,18 +55,6 @@ def iter_training_text(paths: Iterable[str], max_line_chars: int = 4096) -> Iter
                 line = line.strip()
                 if line and not _DOC_TAG.match(line):
                     yield line[:max_line_chars]
-
-
-def _texts_from_jsonl(path: str) -> Iterator[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            text = row.get("text") or row.get("content")
-            if isinstance(text, str):
-                yield text
 
 
 def _texts_from_warc(path: str) -> Iterator[str]:
