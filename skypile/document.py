@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metadata.bucket
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class DocMetadata:
     lang_score: float = 0.0  # fastText probability of ``Document.lang``
     n_chars: int = 0
     source_path: str = ""  # input file the record came from
+    bucket: str = ""  # quality bucket (head / middle / tail) from a percentile stage
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ METADATA_TYPE = pa.struct(
         pa.field("lang_score", pa.float64()),
         pa.field("n_chars", pa.int64()),
         pa.field("source_path", pa.string()),
+        pa.field("bucket", pa.string()),
     ]
 )
 

@@ -1,18 +1,23 @@
-"""The contract every pipeline step follows, and how its outcomes are counted.
+"""The contract every per-document step follows, and how outcomes are counted.
 
-A stage is a small object with a ``name`` and one method, ``__call__(doc)``, that
-returns the document (kept, maybe changed) or a :class:`~skypile.document.Dropped`.
-The same object runs in a plain Python loop (:func:`run_stage`, used by tests
-and laptop runs) and inside Beam (``pipelines.beam_stages.StageDoFn``), so the
-logic is tested once without Beam and scaled with it.
+A per-document stage is a small object with a ``name`` and one method,
+``__call__(doc)``, that returns the document (kept, maybe changed) or a
+:class:`~skypile.document.Dropped`.  Corpus-wide steps (dedup, percentiles)
+follow :class:`skypile.corpus.CorpusStage` instead.  Stages are plain objects:
+they run in :func:`run_stage` (tests), in the in-process executor and inside
+Beam, from one definition.
 
-:class:`StageStats` is the single source of the numbers in ``stats.json``; the
-Beam wrapper mirrors exactly the same counter names into Beam metrics.
+:class:`StageStats` is the single source of the numbers in ``stats.json``.
+Each executor task keeps one, writes it beside its output as data, and the
+run merges them (:meth:`StageStats.merge`), so the report never depends on
+a runner returning metrics.  Beam metrics mirror the same counter names for
+live progress only.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar, Union
@@ -37,10 +42,11 @@ def counter_name(stage: str, outcome: str) -> str:
 
 @dataclass
 class StageStats:
-    """Counts of what entered each stage and how it left (kept / dropped by reason)."""
+    """Counts of what entered each stage and how it left (kept / dropped by reason), and the time it took."""
 
     order: list[str] = field(default_factory=list)
     counts: dict[str, Counter] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def _stage(self, stage: str) -> Counter:
         if stage not in self.counts:
@@ -52,6 +58,10 @@ class StageStats:
         """``outcome`` is ``in``, ``kept`` or ``dropped.<reason>``."""
         self._stage(stage)[outcome] += n
 
+    def add_time(self, stage: str, seconds: float) -> None:
+        self._stage(stage)
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
     def record_in(self, stage: str) -> None:
         self.add(stage, "in")
 
@@ -60,6 +70,28 @@ class StageStats:
 
     def record_drop(self, drop: Dropped) -> None:
         self.add(drop.stage, f"dropped.{drop.reason}")
+
+    def merge(self, other: "StageStats") -> "StageStats":
+        for stage in other.order:
+            self._stage(stage).update(other.counts[stage])
+            if stage in other.seconds:
+                self.add_time(stage, other.seconds[stage])
+        return self
+
+    def flat(self) -> dict[str, int]:
+        """``"<stage>.<outcome>" -> n``, the Beam metric names."""
+        return {counter_name(s, k): v for s in self.order for k, v in self.counts[s].items()}
+
+    def to_json(self) -> dict:
+        return {"order": self.order, "counts": {s: dict(self.counts[s]) for s in self.order}, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StageStats":
+        stats = cls()
+        for stage in data.get("order", []):
+            stats._stage(stage).update(data["counts"].get(stage, {}))
+        stats.seconds = {k: float(v) for k, v in data.get("seconds", {}).items()}
+        return stats
 
     @classmethod
     def from_counters(cls, counters: dict[str, int], order: Iterable[str] = ()) -> "StageStats":
@@ -76,8 +108,8 @@ class StageStats:
         c = self.counts.get(stage, Counter())
         return {k.split(".", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("dropped.")}
 
-    def to_dict(self, first_stage: str, final_kept: int) -> dict:
-        """The stats report: per-stage in/kept/dropped and the whole-run balance.
+    def to_dict(self, first_stage: str, final_kept: int, order: Iterable[str] | None = None) -> dict:
+        """The stats report: per-stage in/kept/dropped/seconds and the whole-run balance.
 
         ``records_in`` is what entered ``first_stage``; every record either reached the
         end (``kept``) or was dropped by exactly one stage, so the report also carries
@@ -85,11 +117,21 @@ class StageStats:
         """
         stages = {}
         dropped_total = 0
-        for stage in self.order:
-            c = self.counts[stage]
+        names = list(order) if order is not None else list(self.order)
+        names += [s for s in self.order if s not in names]
+        for stage in names:
+            c = self.counts.get(stage, Counter())
             drops = self.dropped(stage)
             dropped_total += sum(drops.values())
-            stages[stage] = {"in": c.get("in", 0), "kept": c.get("kept", 0), "dropped": drops}
+            secs = self.seconds.get(stage, 0.0)
+            n_in = c.get("in", 0)
+            stages[stage] = {
+                "in": n_in,
+                "kept": c.get("kept", 0),
+                "dropped": drops,
+                "seconds": round(secs, 3),
+                "docs_per_s": round(n_in / secs, 1) if secs > 0 else None,
+            }
         records_in = self.counts.get(first_stage, Counter()).get("in", 0)
         return {
             "records_in": records_in,
@@ -115,11 +157,13 @@ def run_stage(
     stats: StageStats,
     on_drop: Callable[[Dropped], None] | None = None,
 ) -> Iterator[U]:
-    """Run one stage over an iterator in plain Python, counting every outcome."""
+    """Run one stage over an iterator in plain Python, counting and timing every outcome."""
     name = stage.name  # type: ignore[union-attr]
     for item in items:
         stats.record_in(name)
+        t0 = time.perf_counter()
         out = stage(item)
+        stats.add_time(name, time.perf_counter() - t0)
         if isinstance(out, Dropped):
             stats.record_drop(out)
             if on_drop is not None:

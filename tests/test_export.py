@@ -16,11 +16,12 @@ def test_export_real_jsonl_with_bad_rows(tmp_path, shared, tokenizer_model):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "a fine line of English text"}\nnot json\n{"id": "empty", "text": "  "}\n{"no_text": 1}\n')
     out = tmp_path / "out"
-    rc = main(["export", "--input", str(src), str(bad), "--output", str(out), "--tokenizer", tokenizer_model, "--num-shards", "2", "--source", "web/en"])
+    rc = main(["export", "--input", str(src), str(bad), "--output", str(out), "--tokenizer", tokenizer_model, "--source", "web/en", "--no-progress"])
     assert rc == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["records_in"] == 10 + 4
     assert stats["stages"]["read"]["dropped"] == {"bad_json": 1, "no_text": 2}
+    assert list(stats["stages"]) == ["read", "tokenize", "write"] and stats["executor"] == "local"
     assert stats["kept"] == 11 and stats["balanced"]
     manifest = json.loads((out / "manifest.json").read_text())
     rows = 0
@@ -30,7 +31,7 @@ def test_export_real_jsonl_with_bad_rows(tmp_path, shared, tokenizer_model):
         rows += table.num_rows
         assert sum(table.column("n_tokens").to_pylist()) == shard["tokens"]
     assert rows == 11
-    dropped = [json.loads(line) for line in (out / "dropped" / "dropped.jsonl").read_text().splitlines()]
+    dropped = [json.loads(line) for f in sorted((out / "dropped").glob("*.jsonl")) for line in f.read_text().splitlines()]
     assert sorted(d["reason"] for d in dropped) == ["bad_json", "no_text", "no_text"]
 
 

@@ -13,7 +13,7 @@ from skypile.document import Document, Dropped, RawRecord
 from skypile.extractors.html import HtmlExtractor, decode_html, looks_like_html
 from skypile.extractors.charset import UndecodableError, normalize_charset, sniff_declared_charset
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter, clean_lines
-from skypile.extractors.quality import (
+from skypile.evaluation.extraction import (
     OverlapScore,
     SnippetScore,
     char_bigram_bag,

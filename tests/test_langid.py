@@ -9,13 +9,18 @@ import pytest
 
 from skypile.document import Document, Dropped, RawRecord
 from skypile.extractors.html import HtmlExtractor
-from skypile.filters.language import LanguageFilter, default_model_path
+from skypile.filters.language import LanguageFilter, LanguageId, default_model_path
 from skypile.readers.warc import read_warc
 
 
 @pytest.fixture(scope="module")
-def lid() -> LanguageFilter:
-    return LanguageFilter()
+def lid() -> LanguageId:
+    return LanguageId()
+
+
+def _keep(doc, **rule):
+    """langid measures, lang_filter decides (thresholds from the run config)."""
+    return LanguageFilter(**rule)(doc) if isinstance(doc, Document) else doc
 
 
 def _doc(text: str, id_: str = "d") -> Document:
@@ -50,20 +55,22 @@ def test_chinese_wikipedia(shared, lid):
 def test_cc_net_sample_through_extract_and_langid(shared, lid):
     """WET sample: English and (Traditional) Chinese kept, Russian dropped as lang_ru."""
     recs = [r for r in read_warc(str(shared("warc", "cc_net", "sample.wet.txt"))) if isinstance(r, RawRecord)]
-    outs = [lid(HtmlExtractor()(r)) for r in recs]
+    outs = [_keep(lid(HtmlExtractor()(r))) for r in recs]
     en, zh, ru = outs
     assert isinstance(en, Document) and en.lang == "en"
     assert isinstance(zh, Document) and zh.lang == "zh"
-    assert isinstance(ru, Dropped) and ru.stage == "langid" and ru.reason == "lang_ru"
+    assert isinstance(ru, Dropped) and ru.stage == "lang_filter" and ru.reason == "lang_ru" and "ru p=" in ru.detail
     assert ru.url == "http://sample_russian.ru"
 
 
-def test_low_score_and_empty(lid):
-    strict = LanguageFilter(min_score=0.999)
-    out = strict(_doc("The weather is fine today and we will go for a walk."))
-    assert isinstance(out, Dropped) and out.reason == "low_lang_score"
+def test_scores_are_measured_and_thresholds_decide(lid):
+    measured = lid(_doc("The weather is fine today and we will go for a walk."))
+    assert isinstance(measured, Document) and measured.lang == "en" and 0.5 < measured.metadata.lang_score < 0.999
+    out = _keep(measured, min_score=0.999)
+    assert isinstance(out, Dropped) and out.reason == "low_lang_score" and out.stage == "lang_filter"
+    assert _keep(measured, min_score=0.5) is measured
+    assert _keep(measured, keep=("zh",)).reason == "lang_en"
     assert lid(_doc("   \n ")).reason == "empty"
-    assert LanguageFilter(keep=("zh",))(_doc("The weather is fine today and we will go for a walk.")).reason == "lang_en"
 
 
 def test_newlines_and_long_text_are_handled(lid):
@@ -77,7 +84,7 @@ def test_pickles_without_the_model(lid):
     blob = pickle.dumps(lid)
     assert len(blob) < 2000  # the 900 KB model is not in the pickle
     clone = pickle.loads(blob)
-    assert clone._model is None and clone.keep == lid.keep and clone.min_score == lid.min_score
+    assert clone._model is None and clone.max_chars == lid.max_chars
     assert clone(_doc("这是一个关于天气的中文句子，今天天气很好。")).lang == "zh"
 
 
@@ -95,6 +102,6 @@ def test_model_can_come_from_a_uri(tmp_path):
 
     copy = tmp_path / "lid.176.ftz"
     shutil.copy(default_model_path(), copy)
-    flt = LanguageFilter(model_path=f"file://{copy}")
+    flt = LanguageId(model_path=f"file://{copy}")
     doc = flt(Document(id="u", text="这是一个用中文写成的句子，用来检查语言识别模型能否从统一资源标识符加载。", source="t"))
     assert isinstance(doc, Document) and doc.lang == "zh"

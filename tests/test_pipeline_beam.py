@@ -19,7 +19,7 @@ from skypile.tokenizer.spm import load_tokenizer
 
 
 def _run(inputs: list[str], out: Path, tokenizer: str, *extra: str) -> dict:
-    args = ["run", "--output", str(out), "--tokenizer", tokenizer, "--direct-num-workers", "2", "--num-shards", "3", *extra]
+    args = ["run", "--output", str(out), "--tokenizer", tokenizer, "--direct-num-workers", "2", "--shard-size", "100KB", "--no-progress", *extra]
     for i in inputs:
         args += ["--input", i]
     rc = main(args)
@@ -47,15 +47,20 @@ def test_every_record_is_accounted_for(shared_run):
     out, stats = shared_run
     assert stats["balanced"] and stats["records_in"] == stats["kept"] + stats["dropped_total"]
     stages = stats["stages"]
-    assert list(stages) == ["read", "extract", "langid", "length", "exact_dedup", "tokenize", "write"]
+    assert list(stages) == ["read", "extract", "langid", "lang_filter", "length", "exact_dedup", "tokenize", "write"]
     for prev, cur in zip(list(stages)[:-1], list(stages)[1:]):
         assert stages[cur]["in"] == stages[prev]["kept"], (prev, cur)
     # the truncated sample and the non-response records are dropped at read, not crashed on
     read_drops = stages["read"]["dropped"]
     assert read_drops.get("warc_type_request", 0) >= 17 and read_drops.get("warc_type_metadata", 0) >= 16
     assert any(r in read_drops for r in ("truncated_input", "read_error"))
-    # ClueWeb's Japanese pages reach langid (kana are measured per character) and leave there
-    assert stages["langid"]["dropped"].get("lang_ja", 0) >= 25
+    # ClueWeb's Japanese pages reach langid (kana are measured per character); the language rule drops them
+    assert stages["lang_filter"]["dropped"].get("lang_ja", 0) >= 25
+    assert stages["exact_dedup"]["dropped"] == {"exact_duplicate": 2}
+    # per-stage time is reported next to the counts, and the run config with it
+    assert stages["extract"]["seconds"] > 0 and stages["extract"]["docs_per_s"] > 0
+    assert stats["config"]["lang_filter"] == {"keep": ["en", "zh"], "min_score": 0.5}
+    assert stats["config"]["output"]["shard_size"] == 100_000
     # the dead-letter files hold exactly the counted drops
     counted = Counter({(s, r): n for s, v in stages.items() for r, n in v["dropped"].items()})
     written = Counter((d["stage"], d["reason"]) for d in _dead_letters(out))
@@ -66,6 +71,7 @@ def test_shards_match_schema_manifest_and_text(shared_run, tokenizer_model):
     out, stats = shared_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == stats["kept"] > 10
+    assert manifest["config"] == stats["config"] and manifest["fingerprint"] == stats["fingerprint"]
     sp = load_tokenizer(tokenizer_model)
     assert manifest["tokenizer"]["eos_id"] == sp.eos_id()
     langs, keys = Counter(), set()
@@ -82,10 +88,11 @@ def test_shards_match_schema_manifest_and_text(shared_run, tokenizer_model):
     assert set(langs) <= {"en", "zh"} and langs["zh"] > 0 and langs["en"] > 0
 
 
-def test_rerun_reuses_finished_shards(shared_run, shared, tokenizer_model):
+def test_rerun_of_a_finished_run_does_nothing(shared_run, shared, tokenizer_model, capsys):
     out, stats = shared_run
     before = {p: p.stat().st_mtime_ns for p in (out / "shards").glob("*.parquet")}
     again = _run([f"{shared('warc')}/**/*"], out, tokenizer_model)
+    assert "already holds this run" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (out / "shards").glob("*.parquet")} == before
     assert again["kept"] == stats["kept"] and again["balanced"]
 
@@ -117,7 +124,7 @@ def test_bad_input_is_dropped_with_reasons(tmp_path, tokenizer_model, shared):
     assert drops["not_html"] >= 1
     assert drops["empty"] >= 1
     assert drops["too_large"] == 1
-    assert drops["undecodable"] + drops["no_main_text"] + drops["lang_other"] + drops["low_lang_score"] >= 1
+    assert drops["undecodable"] + drops["no_main_text"] + drops["low_lang_score"] + sum(v for k, v in drops.items() if k.startswith("lang_")) >= 1
     assert drops["truncated_input"] + drops["read_error"] == 1
     assert stats["kept"] >= 1  # the good page (and the pages before the truncation) survive
 
@@ -127,18 +134,23 @@ def test_input_glob_matching_nothing_is_a_clear_error(tmp_path, tokenizer_model,
     assert rc == 2 and "no input file matches" in capsys.readouterr().err
 
 
-def test_six_hundred_real_pages_at_volume(tmp_path, shared, tokenizer_model):
-    """~600 real pages (en + zh, GBK/GB2312/UTF-8) as one WARC through the whole job."""
+def test_six_hundred_real_pages_at_volume_in_many_small_shards(tmp_path, shared, tokenizer_model):
+    """~600 real pages (en + zh, GBK/GB2312/UTF-8) as one WARC through the whole job, 64 KB shards."""
     from skypile.readers.warc_builder import build_warc_from_shared
 
     shared("html-zh", "cleaneval-zh")
     warc = tmp_path / "pages.warc.gz"
     pages = build_warc_from_shared(str(warc))
     assert pages > 550
-    stats = _run([str(warc)], tmp_path / "out", tokenizer_model)
+    stats = _run([str(warc)], tmp_path / "out", tokenizer_model, "--shard-size", "64KB")
     assert stats["balanced"] and stats["records_in"] == pages + 1  # + the warcinfo record
     assert stats["kept"] > 0.85 * pages
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["num_shards"] >= 20 and len(list((tmp_path / "out" / "shards").iterdir())) == manifest["num_shards"]
+    for shard in manifest["shards"]:
+        size = (tmp_path / "out" / shard["path"]).stat().st_size
+        assert size == shard["bytes"]
+        assert size <= 64_000 * 1.1 or shard["rows"] == 1, shard  # only a single huge document may exceed the bound
     charsets, langs = Counter(), Counter()
     for shard in manifest["shards"]:
         for doc in table_to_documents(pq.read_table(tmp_path / "out" / shard["path"])):

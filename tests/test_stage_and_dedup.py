@@ -1,10 +1,11 @@
-"""Stage runner accounting and exact dedup (in-memory and the Beam group resolver)."""
+"""Stage runner accounting, stats merging, and exact dedup as a corpus stage (identify → decide → apply)."""
 
 from __future__ import annotations
 
 import json
 
-from skypile.dedup.exact import ExactDedup, dedup_key, normalize_for_dedup, resolve_group
+from skypile.corpus import DocRef, MemColl, run_corpus_stage
+from skypile.dedup.exact import ExactDedup, dedup_key, normalize_for_dedup
 from skypile.document import Document, Dropped
 from skypile.stage import StageStats, drop, run_stage
 
@@ -28,7 +29,8 @@ def test_run_stage_counts_every_outcome(tmp_path):
     assert [d.id for d in dropped] == ["1", "3", "5", "7", "9"]
     report = stats.write_json(str(tmp_path / "stats.json"), first_stage="even", final_kept=len(kept))
     assert report == json.loads((tmp_path / "stats.json").read_text())
-    assert report["stages"]["even"] == {"in": 11, "kept": 6, "dropped": {"odd": 5}}
+    assert {k: report["stages"]["even"][k] for k in ("in", "kept", "dropped")} == {"in": 11, "kept": 6, "dropped": {"odd": 5}}
+    assert report["stages"]["even"]["seconds"] >= 0
     assert report["balanced"]
 
 
@@ -46,15 +48,36 @@ def test_normalization_ignores_case_width_and_spacing():
     assert dedup_key(_doc(1, "same text")) != dedup_key(_doc(2, "same text!"))
 
 
-def test_exact_dedup_first_wins_and_group_resolution_is_order_free():
+def test_exact_dedup_keeps_smallest_id_whatever_the_order():
     docs = [_doc(3, "A b"), _doc(1, "x"), _doc(2, "a  B"), _doc(4, "a b")]
-    stats = StageStats()
-    kept = list(run_stage(ExactDedup(), docs, stats))
-    assert [d.id for d in kept] == ["3", "1"]
-    assert stats.dropped("exact_dedup") == {"exact_duplicate": 2}
-    group = [docs[0], docs[2], docs[3]]
-    for order in (group, list(reversed(group))):
-        survivor, drops = resolve_group(order)
-        assert survivor.id == "2"
-        assert sorted(d.id for d in drops) == ["3", "4"]
-        assert all(d.reason == "exact_duplicate" and "duplicate of 2" in d.detail for d in drops)
+    for order in (docs, list(reversed(docs))):
+        stats = StageStats()
+        kept, dropped, table = run_corpus_stage(ExactDedup(), order, stats)
+        assert sorted(d.id for d in kept) == ["1", "2"] and table is None
+        assert sorted(d.id for d in dropped) == ["3", "4"]
+        assert all(d.reason == "exact_duplicate" and d.detail == "duplicate of 2" for d in dropped)
+        assert stats.to_dict("exact_dedup", final_kept=2)["stages"]["exact_dedup"]["dropped"] == {"exact_duplicate": 2}
+
+
+def test_exact_dedup_facts_are_small_and_verdicts_name_locations():
+    stage = ExactDedup()
+    facts = [f for i, d in enumerate([_doc(7, "same"), _doc(5, "SAME"), _doc(6, "other")]) for f in stage.facts(d, DocRef(f"s{i}", i))]
+    assert all(len(key) == 16 and isinstance(key, bytes) for key, _ in facts)
+    verdicts = list(stage.decide(MemColl(facts)).verdicts)
+    assert verdicts == [(DocRef("s0", 0), ("exact_duplicate", "duplicate of 5"))]
+
+
+def test_stats_merge_adds_counts_and_seconds_and_round_trips():
+    a, b = StageStats(), StageStats()
+    a.add("read", "in", 3)
+    a.add("read", "kept", 2)
+    a.add("read", "dropped.bad", 1)
+    a.add_time("read", 0.5)
+    b.add("read", "in", 1)
+    b.add("read", "kept", 1)
+    b.add_time("read", 0.25)
+    b.add("write", "kept", 3)
+    merged = StageStats.from_json(json.loads(json.dumps(a.to_json()))).merge(StageStats.from_json(b.to_json()))
+    report = merged.to_dict("read", final_kept=3, order=["read", "write"])
+    assert report["stages"]["read"] == {"in": 4, "kept": 3, "dropped": {"bad": 1}, "seconds": 0.75, "docs_per_s": 5.3}
+    assert report["balanced"] and report["stages"]["write"]["kept"] == 3

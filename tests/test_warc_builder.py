@@ -10,7 +10,7 @@ import pytest
 
 from skypile.document import Dropped, RawRecord
 from skypile.extractors.html import HtmlExtractor
-from skypile.filters.language import LanguageFilter
+from skypile.filters.language import LanguageFilter, LanguageId
 from skypile.filters.length import LengthFilter
 from skypile.readers.warc import read_warc
 from skypile.readers.warc_builder import build_default_warc, build_warc_from_shared, default_pages
@@ -59,11 +59,12 @@ def test_default_warc_end_to_end(default_warc):
             stats.record_kept("read")
             raws.append(it)
     docs = run_stage(HtmlExtractor(), raws, stats)
+    docs = run_stage(LanguageId(), docs, stats)
     docs = run_stage(LanguageFilter(), docs, stats)
     docs = list(run_stage(LengthFilter(), docs, stats))
     assert stats.dropped("read") == {"warc_type_warcinfo": 1, "http_status_404": 1}
     assert stats.dropped("extract") == {"boilerplate_only": 1, "not_html": 1, "empty": 1}
-    assert stats.dropped("langid") == {} and stats.dropped("length") == {}
+    assert stats.dropped("langid") == {} and stats.dropped("lang_filter") == {} and stats.dropped("length") == {}
     assert Counter(d.lang for d in docs) == Counter({"en": 3, "zh": 4})
     by_url = {d.url.rsplit("/", 1)[1]: d for d in docs}
     assert by_url["library-gbk.html"].metadata.charset == "gb18030"

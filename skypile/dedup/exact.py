@@ -1,13 +1,14 @@
-"""Exact deduplication on normalized text.
+"""Exact deduplication on normalized text: the first corpus stage.
 
 Two documents are exact duplicates when their text is identical after
 normalization (Unicode NFKC, case folding, whitespace collapsed), which catches
 the same page crawled under several URLs or re-served with different spacing.
 
-At scale the grouping is a Beam ``GroupByKey`` on :func:`dedup_key` (see
-``pipelines``); :func:`resolve_group` decides which member survives, using only
-the group's contents so the result does not depend on worker order.  For
-laptop runs and tests :class:`ExactDedup` does the same with an in-memory set.
+As a corpus stage (see :mod:`skypile.corpus`) only a 16-byte hash and the
+document's id and location are shuffled: facts ``(hash, (id, split, row))`` are
+grouped by hash, and in each group of two or more every member but the one with
+the smallest ``(id, split, row)`` gets a drop verdict.  The choice depends only
+on the group's contents, so every executor keeps the same copy.
 """
 
 from __future__ import annotations
@@ -15,42 +16,53 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
+from skypile.corpus import Coll, Decision, DocRef
 from skypile.document import Document, Dropped
 from skypile.stage import drop
 
 STAGE = "exact_dedup"
 _WS = re.compile(r"\s+")
 
+Member = tuple[str, str, int]  # (doc id, split, row)
+
 
 def normalize_for_dedup(text: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def dedup_key(doc: Document) -> str:
+def dedup_key(doc: Document) -> bytes:
     """128-bit hash of the normalized text: collision odds are negligible at 10^12 documents."""
-    return hashlib.blake2b(normalize_for_dedup(doc.text).encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(normalize_for_dedup(doc.text).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def resolve_group(docs: Iterable[Document]) -> tuple[Document, list[Dropped]]:
-    """Keep the member with the smallest id; the rest are dropped as ``exact_duplicate``."""
-    ordered = sorted(docs, key=lambda d: d.id)
-    survivor = ordered[0]
-    return survivor, [drop(STAGE, "exact_duplicate", d, detail=f"duplicate of {survivor.id}") for d in ordered[1:]]
+def resolve_group(members: Iterable[Member]) -> tuple[Member, list[Member]]:
+    """The survivor (smallest ``(id, split, row)``) and the members that duplicate it."""
+    ordered = sorted(members)
+    return ordered[0], ordered[1:]
+
+
+def _verdicts(group: tuple[bytes, Iterable[Member]]) -> Iterator[tuple[DocRef, tuple[str, str]]]:
+    _, members = group
+    survivor, dups = resolve_group(members)
+    for doc_id, split, row in dups:
+        yield DocRef(split, row), ("exact_duplicate", f"duplicate of {survivor[0]}")
 
 
 class ExactDedup:
-    """Stage ``exact_dedup`` for in-process runs: first occurrence wins."""
+    """Corpus stage ``exact_dedup``: one survivor per group of identical normalized texts."""
 
     name = STAGE
 
-    def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
+    def facts(self, doc: Document, ref: DocRef) -> Iterator[tuple[bytes, Member]]:
+        yield dedup_key(doc), (doc.id, ref.split, ref.row)
 
-    def __call__(self, doc: Document) -> Document | Dropped:
-        key = dedup_key(doc)
-        first = self._seen.setdefault(key, doc.id)
-        if first != doc.id:
-            return drop(STAGE, "exact_duplicate", doc, detail=f"duplicate of {first}")
-        return doc
+    def decide(self, facts: Coll) -> Decision:
+        return Decision(verdicts=facts.group_by_key().flat_map(_verdicts))
+
+    def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
+        if verdict is None:
+            return doc
+        reason, detail = verdict
+        return drop(self.name, reason, doc, detail)

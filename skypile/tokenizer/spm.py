@@ -161,6 +161,7 @@ class Tokenize:
     """Stage ``tokenize``: fills ``Document.tokens`` (no BOS/EOS; packers add EOS)."""
 
     name = "tokenize"
+    produces_tokens = True
 
     def __init__(self, model_path: str):
         self.model_path = model_path

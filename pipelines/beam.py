@@ -1,0 +1,299 @@
+"""The Beam executor: any recipe, translated to one Beam pipeline.
+
+    Create(splits) → Reshuffle → ParDo(pass 0) ──parts──┐
+                                   └─facts→ decide ──verdicts by split─ CoGroupByKey → ParDo(pass 1) → ...
+    last pass's parts → CombineGlobally(list) → plan shards → Reshuffle → ParDo(write shard) → manifest
+
+Only split descriptors, facts, verdicts and part/shard descriptions are Beam
+elements; documents stay in each task's files (see
+:mod:`skypile.executor.tasks`).  A corpus stage's ``decide`` runs on
+:class:`BeamColl`, the PCollection implementation of
+:class:`skypile.corpus.Coll`.  Counts and times are written by every task
+beside its output and merged by :func:`skypile.executor.job.finish`, so the
+report is the same on every runner, including portable ones (Flink, Spark,
+the local job service) that return no metrics; Beam metrics (namespace
+``skypile``, ``<stage>.in|kept|dropped.<reason>``) are for live progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any, Iterable, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from skypile import io
+from skypile.corpus import Decision
+from skypile.executor import job as jobs
+from skypile.executor.pack import ShardPlan, plan_shards, write_manifest, write_shard
+from skypile.executor.rundir import RunDir
+from skypile.executor.tasks import TaskDone, run_task
+from skypile.stage import StageStats
+
+NAMESPACE = "skypile"
+FACTS = "facts"
+log = logging.getLogger(__name__)
+
+
+class _Labels:
+    """Unique transform labels under one prefix (Beam requires them)."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.n = prefix, 0
+
+    def __call__(self, what: str) -> str:
+        self.n += 1
+        return f"{self.prefix}/{what}{self.n}"
+
+
+class _CombineFnAdapter(beam.CombineFn):
+    def __init__(self, combiner: Any):
+        self.combiner = combiner
+
+    def create_accumulator(self) -> Any:
+        return self.combiner.create()
+
+    def add_input(self, acc: Any, item: Any) -> Any:
+        return self.combiner.add(acc, item)
+
+    def merge_accumulators(self, accs: Iterable[Any]) -> Any:
+        return self.combiner.merge(list(accs))
+
+    def extract_output(self, acc: Any) -> Any:
+        return self.combiner.extract(acc)
+
+
+class BeamColl:
+    """:class:`skypile.corpus.Coll` over a PCollection."""
+
+    def __init__(self, pcoll: beam.PCollection, labels: _Labels):
+        self.pcoll, self.labels = pcoll, labels
+
+    def _new(self, pcoll: beam.PCollection) -> "BeamColl":
+        return BeamColl(pcoll, self.labels)
+
+    @staticmethod
+    def _sides(side: "BeamColl | None") -> tuple:
+        return (beam.pvalue.AsSingleton(side.pcoll),) if side is not None else ()
+
+    def map(self, fn, side=None) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("map") >> beam.Map(fn, *self._sides(side)))
+
+    def flat_map(self, fn, side=None) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("flat_map") >> beam.FlatMap(fn, *self._sides(side)))
+
+    def filter(self, fn) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("filter") >> beam.Filter(fn))
+
+    def group_by_key(self) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("group_by_key") >> beam.GroupByKey())
+
+    def combine_per_key(self, combiner) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("combine_per_key") >> beam.CombinePerKey(_CombineFnAdapter(combiner)))
+
+    def combine_globally(self, combiner) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("combine_globally") >> beam.CombineGlobally(_CombineFnAdapter(combiner)))
+
+    def flatten(self, *others: "BeamColl") -> "BeamColl":
+        return self._new((self.pcoll, *(o.pcoll for o in others)) | self.labels("flatten") >> beam.Flatten())
+
+
+class _Counters:
+    """Beam counters for live progress, fed with the deltas of a task's StageStats."""
+
+    def __init__(self) -> None:
+        self._c: dict[str, Any] = {}
+        self._last: dict[str, int] = {}
+
+    def start_task(self) -> None:
+        self._last = {}
+
+    def update(self, stats: StageStats) -> None:
+        for name, value in stats.flat().items():
+            delta = value - self._last.get(name, 0)
+            if delta:
+                c = self._c.get(name)
+                if c is None:
+                    c = self._c[name] = Metrics.counter(NAMESPACE, name)
+                c.inc(delta)
+                self._last[name] = value
+
+
+class PassDoFn(beam.DoFn):
+    """One task per element: ``(split, previous part or None, verdicts)`` → facts (tagged) and the new part."""
+
+    def __init__(self, pass_: Any, root: str, source: Any, row_group_rows: int, shard_size: int):
+        self.pass_, self.root, self.source = pass_, root, source
+        self.row_group_rows, self.shard_size = row_group_rows, shard_size
+
+    def setup(self) -> None:
+        self.run = RunDir(self.root)
+        self.counters = _Counters()
+
+    def process(self, element: tuple, table: Any = None) -> Iterator[Any]:
+        split, prev, verdicts = element
+        self.counters.start_task()
+        for item in run_task(self.pass_, self.run, split, source=self.source, prev=prev, verdicts=verdicts,
+                             table=table, row_group_rows=self.row_group_rows, shard_size=self.shard_size,
+                             progress=self.counters.update):
+            if isinstance(item, TaskDone):
+                yield item.part
+            else:
+                yield beam.pvalue.TaggedOutput(FACTS, item)
+
+
+class PackDoFn(beam.DoFn):
+    def __init__(self, root: str, tokenized: bool, row_group_rows: int):
+        self.root, self.tokenized, self.row_group_rows = root, tokenized, row_group_rows
+
+    def setup(self) -> None:
+        self.run = RunDir(self.root)
+        self.rows = Metrics.counter(NAMESPACE, "write.kept")
+
+    def process(self, plan: ShardPlan) -> Iterator[Any]:
+        t0 = time.perf_counter()
+        info, _ = write_shard(self.run, plan, self.tokenized, self.row_group_rows)
+        jobs.commit_pack_task(self.run, info, time.perf_counter() - t0)
+        self.rows.inc(info.rows)
+        yield info
+
+
+def _route(ref_verdict: tuple) -> tuple:
+    ref, verdict = ref_verdict
+    return ref.split, (ref.row, verdict)
+
+
+def _task_input(keyed: tuple) -> tuple:
+    _, grouped = keyed
+    (part,) = grouped["part"]
+    return part.split, part, dict(grouped.get("verdicts", ()))
+
+
+def _write_fitted(table: Any, root: str, stage: str) -> None:
+    jobs.write_fitted(RunDir(root), stage, table)
+
+
+def build(p: beam.Pipeline, job: jobs.Job) -> None:
+    cfg, root = job.cfg, job.run.root
+    rg = cfg.output.row_group_rows
+    elements = p | "splits" >> beam.Create(job.splits) | "spread_splits" >> beam.Reshuffle() | "pass0_inputs" >> beam.Map(lambda s: (s, None, None))
+    parts = facts = None
+    for pass_ in job.passes:
+        side: dict[str, Any] = {}
+        if pass_.apply is not None:
+            name = pass_.apply.name
+            if name in job.fitted:  # reused from an earlier run: no decision to make
+                table_pc = p | f"{name}/reused_table" >> beam.Create([job.fitted[name]])
+                decision = Decision(table=BeamColl(table_pc, _Labels(name)))
+            else:
+                decision = pass_.apply.decide(BeamColl(facts, _Labels(f"{name}/decide")))
+            keyed = {"part": parts | f"{name}/parts_by_split" >> beam.Map(lambda part: (part.split.name, part))}
+            if decision.verdicts is not None:
+                keyed["verdicts"] = decision.verdicts.pcoll | f"{name}/verdicts_by_split" >> beam.Map(_route)
+            elements = keyed | f"{name}/join" >> beam.CoGroupByKey() | f"{name}/task_inputs" >> beam.Map(_task_input)
+            if decision.table is not None:
+                side["table"] = beam.pvalue.AsSingleton(decision.table.pcoll)
+                _ = decision.table.pcoll | f"{name}/write_fitted" >> beam.Map(_write_fitted, root, name)
+        out = elements | f"pass{pass_.index}" >> beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side).with_outputs(FACTS, main="parts")
+        parts, facts = out.parts, out[FACTS]
+    fp, shard_size, tokenized, extra = job.fingerprint, cfg.output.shard_size, job.tokenized, job.manifest_extra()
+    infos = (
+        parts
+        | "pack/collect_parts" >> beam.combiners.ToList()
+        | "pack/plan" >> beam.FlatMap(lambda ps: plan_shards(ps, shard_size, fp, rg))
+        | "pack/spread" >> beam.Reshuffle()
+        | "pack/write" >> beam.ParDo(PackDoFn(root, tokenized, rg))
+    )
+    _ = (
+        infos
+        | "manifest/collect" >> beam.combiners.ToList()
+        | "manifest/write" >> beam.Map(lambda shards: write_manifest(RunDir(root), shards, tokenized, extra))
+    )
+
+
+def pipeline_options(cfg: Any, beam_args: Sequence[str]) -> PipelineOptions:
+    args = list(beam_args)
+    if not any(a.startswith("--runner") for a in args):
+        args.append(f"--runner={cfg.exec.runner}")
+    runner = next(a.split("=", 1)[1] for a in args if a.startswith("--runner="))
+    if runner == "DirectRunner":
+        if not any(a.startswith("--direct_running_mode") for a in args):
+            args.append("--direct_running_mode=multi_processing")
+        if not any(a.startswith("--direct_num_workers") for a in args):
+            args.append(f"--direct_num_workers={cfg.exec.workers or os.cpu_count() or 1}")
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+        args.append("--default_sdk_harness_log_level=WARNING")  # no per-bundle INFO chatter
+    return PipelineOptions(args)
+
+
+def collect_counters(result: Any) -> dict[str, int]:
+    counters: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
+    return counters
+
+
+class _TaskWatcher:
+    """Progress from committed task files: works on every runner that shares the output's filesystem."""
+
+    def __init__(self, job: jobs.Job, enabled: bool):
+        self.job, self.enabled = job, enabled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "_TaskWatcher":
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join(timeout=5)
+
+    def _done(self) -> int:
+        import pyarrow.fs as pafs
+
+        fs, path = io.filesystem_and_path(self.job.run.uri("_work"))
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        except OSError:
+            return 0
+        return sum(1 for i in infos if i.base_name.endswith(".task.json") and "/pack/" not in i.path)
+
+    def _loop(self) -> None:
+        from tqdm import tqdm
+
+        total = len(self.job.passes) * len(self.job.splits)
+        with tqdm(total=total, desc="tasks", unit="task") as bar:
+            while not self._stop.wait(2.0):
+                bar.n = min(total, self._done())
+                bar.refresh()
+            bar.n = min(total, self._done())
+            bar.refresh()
+
+
+def execute(job: jobs.Job, beam_args: Sequence[str] = ()) -> dict:
+    from apache_beam.runners.runner import PipelineState
+
+    options = pipeline_options(job.cfg, beam_args)
+    p = beam.Pipeline(options=options)
+    build(p, job)
+    with _TaskWatcher(job, job.cfg.exec.progress):
+        result = p.run()
+        while not PipelineState.is_terminal(result.state):
+            time.sleep(2.0)
+        state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise RuntimeError(f"the Beam job ended in state {state}")
+    manifest = json.loads(io.read_bytes(job.run.uri("manifest.json")))
+    runner = options.get_all_options().get("runner") or job.cfg.exec.runner
+    return jobs.finish(job, manifest, executor=f"beam:{runner}")

@@ -1,0 +1,7 @@
+"""Executors: run a declared recipe in process (:mod:`.local`) or on Beam (``skypile.pipelines.beam``).
+
+Both share everything but the scheduling: the pass plan (:mod:`.plan`), the
+per-task work (:mod:`.tasks`), the run directory (:mod:`.rundir`), shard packing
+(:mod:`.pack`) and the final report (:mod:`.report`).  So they write the same
+parts, the same shards and the same stats on the same input.
+"""

@@ -1,0 +1,155 @@
+"""A run from start to report, minus the scheduling: what both executors share.
+
+:func:`prepare` checks everything a user can get wrong before any work starts
+(inputs, tokenizer, output directory) and fixes the plan: recipe → passes,
+inputs → splits, fingerprint.  An executor then runs the passes and the
+packing; :func:`finish` merges the task stats (written as data beside the
+output, so no runner's metrics are needed) into ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from skypile import io
+from skypile.config import ConfigError, RunConfig
+from skypile.executor.pack import ShardInfo
+from skypile.executor.plan import Pass, compile_passes
+from skypile.executor.rundir import OutputError, RunDir, fingerprint, merge_stats
+from skypile.readers.sources import InputError, Split, expand_inputs, file_identity
+from skypile.recipes import Recipe, build_recipe
+from skypile.stage import StageStats
+
+log = logging.getLogger(__name__)
+
+UserError = (ConfigError, InputError, OutputError)
+
+
+@dataclass
+class Job:
+    cfg: RunConfig
+    recipe: Recipe
+    passes: list[Pass]
+    inputs: list[str]
+    splits: list[Split]
+    run: RunDir
+    fingerprint: str
+    tokenizer: dict = field(default_factory=dict)
+    fitted: dict[str, Any] = field(default_factory=dict)  # stage name → table reused from ``fitted_from``
+    started: float = field(default_factory=time.time)
+    done: dict | None = None  # the report of an identical run already complete in this directory
+
+    @property
+    def tokenized(self) -> bool:
+        return self.passes[-1].tokenized
+
+    def manifest_extra(self) -> dict:
+        return {"recipe": self.recipe.name, "stages": self.recipe.stage_names, "tokenizer": self.tokenizer,
+                "fingerprint": self.fingerprint, "config": self.cfg.to_dict()}
+
+
+def _tokenizer_info(recipe: Recipe) -> dict:
+    for step in recipe.steps:
+        if getattr(step, "produces_tokens", False):
+            from skypile.tokenizer.spm import tokenizer_info
+
+            try:
+                return tokenizer_info(step.model_path)
+            except (OSError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"tokenizer model {step.model_path} cannot be loaded ({exc}); build it with `skypile models build`"
+                ) from None
+    return {}
+
+
+def _reused_tables(cfg: RunConfig, recipe: Recipe) -> dict[str, Any]:
+    """Tables of an earlier run (``cfg.fitted_from``) for this recipe's table-only corpus stages."""
+    if not cfg.fitted_from:
+        return {}
+    source = RunDir(cfg.fitted_from)
+    tables = {}
+    for step in recipe.steps:
+        if getattr(step, "table_only", False):
+            uri = source.fitted_uri(step.name)
+            if not io.exists(uri):
+                raise ConfigError(f"fitted_from {cfg.fitted_from} holds no fitted table for stage {step.name!r} ({uri})")
+            tables[step.name] = json.loads(io.read_bytes(uri))
+    if not tables:
+        raise ConfigError(f"fitted_from is set, but no stage of recipe {recipe.name!r} fits a reusable table")
+    return tables
+
+
+def prepare(cfg: RunConfig) -> Job:
+    """Validate and plan; raises a :data:`UserError` with a one-line message for anything the user can fix."""
+    if not cfg.output.path:
+        raise ConfigError("no output directory (--output)")
+    if not cfg.input.paths:
+        raise ConfigError("no input (--input)")
+    if cfg.output.shard_size <= 0 or cfg.output.row_group_rows <= 0:
+        raise ConfigError("output.shard_size and output.row_group_rows must be positive")
+    recipe = build_recipe(cfg)
+    passes = compile_passes(recipe.steps)
+    inputs = expand_inputs(cfg.input.paths)
+    recipe.source.check(inputs)
+    tok = _tokenizer_info(recipe)
+    fitted = _reused_tables(cfg, recipe)
+    identities = [file_identity(p) for p in inputs]
+    fp = fingerprint(cfg.fingerprint_dict(), identities, {"tokenizer": tok.get("sha256", ""), "steps": recipe.stage_names, "fitted": fitted})
+    run = RunDir(cfg.output.path)
+    job = Job(cfg, recipe, passes, inputs, recipe.source.splits(inputs), run, fp, tok, fitted)
+    job.done = run.complete(fp) if not cfg.output.overwrite else None
+    return job
+
+
+def claim(job: Job) -> None:
+    job.run.claim(job.fingerprint, job.cfg.output.overwrite, {"config": job.cfg.to_dict(), "inputs": job.inputs})
+
+
+def write_fitted(run: RunDir, stage: str, table: Any) -> None:
+    io.atomic_write_text(run.fitted_uri(stage), json.dumps(table, indent=2, sort_keys=True) + "\n")
+
+
+def pack_stats(rows: int, seconds: float) -> StageStats:
+    stats = StageStats()
+    stats.add("write", "kept", rows)
+    stats.add_time("write", seconds)
+    return stats
+
+
+def commit_pack_task(run: RunDir, shard: ShardInfo, seconds: float) -> None:
+    io.atomic_write_text(run.pack_task_uri(shard.path), json.dumps(pack_stats(shard.rows, seconds).to_json()) + "\n")
+
+
+def finish(job: Job, manifest: dict, executor: str) -> dict:
+    """Merge every task's stats into ``stats.json``; remove ``_work`` unless kept."""
+    run = job.run
+    parts = [run.task_stats(p.index, s.name) for p in job.passes for s in job.splits]
+    packs = []
+    for shard in manifest["shards"]:
+        uri = run.pack_task_uri(shard["path"])
+        packs.append(StageStats.from_json(json.loads(io.read_bytes(uri))) if io.exists(uri) else pack_stats(shard["rows"], 0.0))
+    stats = merge_stats([*parts, *packs])
+    report = stats.to_dict(job.recipe.source.name, manifest["rows"], order=job.recipe.stage_names)
+    report.update(
+        {
+            "tokens": manifest["tokens"],
+            "num_shards": manifest["num_shards"],
+            "bytes": manifest["bytes"],
+            "executor": executor,
+            "wall_seconds": round(time.time() - job.started, 2),
+            "inputs": job.inputs,
+            "splits": len(job.splits),
+            "fingerprint": job.fingerprint,
+            "config": job.cfg.to_dict(),
+        }
+    )
+    io.atomic_write_text(run.uri("stats.json"), json.dumps(report, indent=2) + "\n")
+    if not report["balanced"]:
+        log.error("stats do not balance: %s in, %s kept, %s dropped", report["records_in"], report["kept"], report["dropped_total"])
+    if not job.cfg.output.keep_work:
+        run.remove_work()
+    return report

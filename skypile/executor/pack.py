@@ -1,0 +1,188 @@
+"""Pack the last pass's part files into shards of about ``output.shard_size`` bytes.
+
+Parts are as many and as large as the input splits happen to be; a trainer
+wants shards of one size.  Planning needs only small facts (each part's row
+groups: rows and compressed bytes), so it is one cheap global step; each shard
+is then written by its own task, which copies row ranges of the parts a row
+group at a time.
+
+* The plan walks the parts in split order and cuts a new shard when the next
+  rows would take it past the bound (a row group's bytes are spread evenly over
+  its rows); a single document larger than the bound becomes a shard of its own.
+* Names are deterministic: ``shards/part-00000-of-00012.parquet``.
+* Each shard records in its footer which rows of which parts it holds, under
+  which run fingerprint; a re-run reuses a shard whose record matches and
+  rewrites any other, so a killed job resumes and never keeps a stale shard.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from skypile import io
+from skypile.document import DOCUMENT_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA
+from skypile.executor.rundir import PartInfo, RunDir
+
+SHARDS_DIR = "shards"
+MANIFEST_NAME = "manifest.json"
+FILE_OVERHEAD = 5120  # footer: Arrow schema, Parquet schema, file metadata (measured ~5-6 KB)
+SEGMENT_OVERHEAD = 48  # each (part, rows) segment recorded in the footer
+ROW_GROUP_OVERHEAD = 1536  # column-chunk metadata per row group, roughly
+_META_KEY = b"skypile.shard"
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    name: str  # relative path, e.g. shards/part-00000-of-00012.parquet
+    segments: tuple[tuple[str, int, int], ...]  # (part path, first row, end row)
+    est_bytes: int
+    fingerprint: str
+
+    def identity(self) -> str:
+        return json.dumps({"fingerprint": self.fingerprint, "segments": [list(s) for s in self.segments]})
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    path: str  # relative to the output directory
+    rows: int
+    tokens: int
+    bytes: int
+    sha256: str
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"{SHARDS_DIR}/part-{index:05d}-of-{num_shards:05d}.parquet"
+
+
+def plan_shards(parts: list[PartInfo], shard_bytes: int, fingerprint: str, row_group_rows: int = 1024) -> list[ShardPlan]:
+    """Contiguous row ranges of the parts (in split order) → shards of at most ~``shard_bytes``."""
+    shards: list[tuple[list[tuple[str, int, int]], float]] = []
+    cur: list[tuple[str, int, int]] = []
+    cur_bytes, cur_rows = float(FILE_OVERHEAD), 0
+
+    def cost(n: int, per_row: float, new_segment: float) -> float:
+        groups = -(-(cur_rows + n) // row_group_rows) - -(-cur_rows // row_group_rows)
+        return n * per_row + groups * ROW_GROUP_OVERHEAD + new_segment
+
+    for part in sorted(parts, key=lambda p: p.split.name):
+        row = 0
+        for rg_rows, rg_bytes in part.row_groups:
+            per_row = rg_bytes / rg_rows if rg_rows else 0.0
+            left = rg_rows
+            while left:
+                extends = bool(cur) and cur[-1][0] == part.path and cur[-1][2] == row
+                seg = 0.0 if extends else SEGMENT_OVERHEAD + len(part.path)
+                room = shard_bytes - cur_bytes
+                n = max(0, min(left, int(room // per_row) if per_row else left))
+                while n > 0 and cost(n, per_row, seg) > room:
+                    n -= 1
+                if n == 0 and cur_rows:
+                    shards.append((cur, cur_bytes))
+                    cur, cur_bytes, cur_rows = [], float(FILE_OVERHEAD), 0
+                    continue
+                n = max(n, 1)  # one document larger than the bound: a shard of its own
+                cur_bytes += cost(n, per_row, seg)
+                cur = cur[:-1] + [(part.path, cur[-1][1], row + n)] if extends else cur + [(part.path, row, row + n)]
+                cur_rows += n
+                row += n
+                left -= n
+    if cur:
+        shards.append((cur, cur_bytes))
+    total = len(shards)
+    return [ShardPlan(shard_name(i, total), tuple(segs), int(size), fingerprint) for i, (segs, size) in enumerate(shards)]
+
+
+def _slices(run: RunDir, rel: str, start: int, end: int) -> Iterator[pa.Table]:
+    """Rows ``[start, end)`` of a part file, one row group at a time."""
+    fs, path = io.filesystem_and_path(run.uri(rel))
+    with fs.open_input_file(path) as f:
+        pf = pq.ParquetFile(f)
+        first = 0
+        for i in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(i).num_rows
+            lo, hi = max(start, first), min(end, first + n)
+            if lo < hi:
+                yield pf.read_row_group(i).slice(lo - first, hi - lo)
+            first += n
+            if first >= end:
+                break
+
+
+def _existing(run: RunDir, plan: ShardPlan) -> ShardInfo | None:
+    uri = run.uri(plan.name)
+    if not io.exists(uri):
+        return None
+    fs, path = io.filesystem_and_path(uri)
+    try:
+        with fs.open_input_file(path) as f:
+            pf = pq.ParquetFile(f)
+            meta = pf.schema_arrow.metadata or {}
+            if meta.get(_META_KEY, b"").decode() != plan.identity():
+                return None
+            rows = pf.metadata.num_rows
+            tokens = int(pc.sum(pf.read(columns=["n_tokens"]).column(0)).as_py() or 0) if "n_tokens" in pf.schema_arrow.names else 0
+    except Exception:  # noqa: BLE001 - unreadable: rewrite it
+        return None
+    info = fs.get_file_info(path)
+    return ShardInfo(plan.name, rows, tokens, info.size, io.sha256_of(uri))
+
+
+def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> tuple[ShardInfo, bool]:
+    """Write one planned shard (or reuse it when complete); returns ``(info, reused)``."""
+    existing = _existing(run, plan)
+    if existing is not None:
+        return existing, True
+    base = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
+    schema = base.with_metadata({**(base.metadata or {}), _META_KEY: plan.identity().encode()})
+    uri = run.uri(plan.name)
+    rows = tokens = 0
+    with io.atomic_output(uri) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        pending_rows = 0
+
+        def flush(final: bool) -> None:
+            nonlocal pending, pending_rows
+            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            cut = pending_rows if final else (pending_rows // row_group_rows) * row_group_rows
+            if cut:
+                writer.write_table(table.slice(0, cut).cast(schema), row_group_size=row_group_rows)
+            rest = table.slice(cut)
+            pending, pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+
+        for rel, start, end in plan.segments:
+            for table in _slices(run, rel, start, end):
+                rows += table.num_rows
+                if tokenized:
+                    tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
+                pending.append(table)
+                pending_rows += table.num_rows
+                if pending_rows >= row_group_rows:
+                    flush(final=False)
+        if pending_rows:
+            flush(final=True)
+    fs, path = io.filesystem_and_path(uri)
+    return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri)), False
+
+
+def write_manifest(run: RunDir, shards: list[ShardInfo], tokenized: bool, extra: dict) -> dict:
+    shards = sorted(shards, key=lambda s: s.path)
+    schema = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "schema": schema.to_string(show_schema_metadata=False),
+        **extra,
+        "num_shards": len(shards),
+        "rows": sum(s.rows for s in shards),
+        "tokens": sum(s.tokens for s in shards),
+        "bytes": sum(s.bytes for s in shards),
+        "shards": [asdict(s) for s in shards],
+    }
+    io.atomic_write_text(run.uri(MANIFEST_NAME), json.dumps(manifest, indent=2) + "\n")
+    return manifest

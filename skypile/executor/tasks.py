@@ -1,0 +1,244 @@
+"""One task: one pass over one split, streamed end to end.
+
+The same function runs inside the in-process executor and inside a Beam DoFn:
+read the split (the source for pass 0, the previous pass's part file after
+that), apply the corpus stage's verdicts, run the per-document stages fused,
+write the survivors to this pass's part file a row group at a time, and compute
+the next corpus stage's facts on the way.  Every record that enters leaves as a
+part row or a dead letter; an exception inside a stage for one document is a
+``stage_error`` dead letter, never the end of the task.
+
+Outputs are committed atomically and the task file last, so a killed run
+resumes by skipping finished tasks (their facts are replayed from disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from skypile import io
+from skypile.corpus import DocRef
+from skypile.document import DOCUMENT_SCHEMA, SHARD_SCHEMA, Document, Dropped, documents_to_table, table_to_documents
+from skypile.executor.plan import Pass
+from skypile.executor.rundir import PartInfo, RunDir
+from skypile.readers.sources import Split
+from skypile.stage import StageStats
+
+log = logging.getLogger(__name__)
+READ_BATCH_ROWS = 256
+ROW_GROUP_MAX_BYTES = 64 << 20  # a row group is also closed at this much text, so huge documents stay bounded
+PROGRESS_EVERY = 256
+
+
+@dataclass
+class TaskDone:
+    """Last item a task yields (after its facts)."""
+
+    part: PartInfo
+    stats: StageStats
+    reused: bool = False
+
+
+class PartWriter:
+    """Documents → one Parquet file, a row group at a time (memory: one row group)."""
+
+    def __init__(self, out: Any, tokenized: bool, row_group_rows: int, max_row_group_bytes: int = ROW_GROUP_MAX_BYTES):
+        self.max_row_group_bytes = max_row_group_bytes
+        self.schema = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
+        self.tokenized = tokenized
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd")
+        self.row_group_rows = row_group_rows
+        self.buf: list[Document] = []
+        self.buf_bytes = 0
+        self.rows = 0
+        self.tokens = 0
+
+    def write(self, doc: Document) -> int:
+        """Buffer ``doc``; returns its row index in the file.
+
+        A document that would take the row group past its byte bound starts a new one, so a
+        large document never shares a row group with small ones (packing spreads a row
+        group's bytes evenly over its rows).
+        """
+        size = len(doc.text) + 4 * len(doc.tokens or ())
+        if self.buf and self.buf_bytes + size > self.max_row_group_bytes:
+            self._flush()
+        self.buf.append(doc)
+        self.buf_bytes += size
+        if len(self.buf) >= self.row_group_rows:
+            self._flush()
+        self.rows += 1
+        return self.rows - 1
+
+    def _flush(self) -> None:
+        if self.buf:
+            if self.tokenized:
+                self.tokens += sum(len(d.tokens or ()) for d in self.buf)
+            self.writer.write_table(documents_to_table(self.buf, with_tokens=self.tokenized), row_group_size=len(self.buf))
+            self.buf, self.buf_bytes = [], 0
+
+    def close(self) -> list[tuple[int, int]]:
+        self._flush()
+        self.writer.close()
+        md = self.writer.writer.metadata
+        groups = []
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            groups.append((rg.num_rows, sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))))
+        return groups
+
+
+def read_part(run: RunDir, rel: str) -> Iterator[Document]:
+    """The documents of a part file, streamed a batch at a time."""
+    fs, path = io.filesystem_and_path(run.uri(rel))
+    with fs.open_input_file(path) as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=READ_BATCH_ROWS):
+            yield from table_to_documents(pa.Table.from_batches([batch]))
+
+
+class _Task:
+    def __init__(self, pass_: Pass, run: RunDir, split: Split, progress: Callable[[StageStats], None] | None):
+        self.pass_, self.run, self.split, self.progress = pass_, run, split, progress
+        self.stats = StageStats()
+        self.outputs: contextlib.ExitStack | None = None
+        self.dead: Any = None  # dead-letter file, opened on the first drop
+
+    def _drop(self, d: Dropped) -> None:
+        self.stats.record_drop(d)
+        if self.dead is None:
+            assert self.outputs is not None
+            self.dead = self.outputs.enter_context(io.atomic_output(self.run.dropped_uri(self.pass_.index, self.split.name)))
+        self.dead.write((json.dumps(d.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "replace"))
+
+    def _step(self, name: str, fn: Callable[[], Any], doc: Any) -> Any:
+        """Run one stage on one item: count, time, and turn an exception into a dead letter."""
+        self.stats.record_in(name)
+        t0 = time.perf_counter()
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - one bad document must not end the task
+            log.warning("stage %s failed on %s: %r", name, getattr(doc, "id", "?"), exc)
+            out = Dropped(stage=name, reason="stage_error", id=str(getattr(doc, "id", "")), url=str(getattr(doc, "url", "")),
+                          detail=f"{type(exc).__name__}: {exc}"[:500])
+        self.stats.add_time(name, time.perf_counter() - t0)
+        if isinstance(out, Dropped):
+            self._drop(out)
+            return None
+        self.stats.record_kept(name)
+        return out
+
+    def _facts(self, stage: Any, doc: Document, ref: DocRef) -> list | None:
+        """The corpus stage's facts for ``doc``; None (and a counted ``stage_error``) if that raises."""
+        t0 = time.perf_counter()
+        try:
+            return list(stage.facts(doc, ref))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("facts of %s failed on %s: %r", stage.name, doc.id, exc)
+            self.stats.record_in(stage.name)
+            self._drop(Dropped(stage=stage.name, reason="stage_error", id=doc.id, url=doc.url, detail=f"{type(exc).__name__}: {exc}"[:500]))
+            return None
+        finally:
+            self.stats.add_time(stage.name, time.perf_counter() - t0)
+
+    def _inputs(self, source: Any, prev: PartInfo | None) -> Iterator[Any]:
+        """Pass 0: the source's records (counted as ``read``); later: the previous part's documents."""
+        if prev is not None:
+            yield from read_part(self.run, prev.path) if prev.rows else ()
+            return
+        it = iter(source.read(self.split))
+        name = source.name
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - a reader bug: the rest of this split is lost, counted once
+                log.exception("reader failed on %s", self.split.path)
+                self.stats.add_time(name, time.perf_counter() - t0)
+                self.stats.record_in(name)
+                self._drop(Dropped(stage=name, reason="read_error", detail=f"{self.split.path}: {type(exc).__name__}: {exc}"[:500]))
+                break
+            self.stats.add_time(name, time.perf_counter() - t0)
+            self.stats.record_in(name)
+            if isinstance(item, Dropped):
+                self._drop(item)
+            else:
+                self.stats.record_kept(name)
+                yield item
+
+    def execute(self, source: Any, prev: PartInfo | None, verdicts: Mapping[int, Any], table: Any, row_group_rows: int,
+                shard_size: int) -> Iterator[Any]:
+        p, run, split = self.pass_, self.run, self.split
+        rel = run.part_rel(p.index, split.name)
+        facts_for = p.facts_for
+        n = 0
+        with contextlib.ExitStack() as self.outputs:
+            part_out = self.outputs.enter_context(io.atomic_output(run.uri(rel)))
+            facts = self.outputs.enter_context(run.facts_writer(p.index, split.name)) if facts_for is not None else None
+            # the last pass's row groups are what packing plans with: keep them small next to a shard
+            rg_bytes = max(1, min(ROW_GROUP_MAX_BYTES, shard_size // 16)) if p.last else ROW_GROUP_MAX_BYTES
+            writer = PartWriter(part_out, p.tokenized, row_group_rows, rg_bytes)
+            for row, doc in enumerate(self._inputs(source, prev)):
+                if p.apply is not None:
+                    doc = self._step(p.apply.name, lambda: p.apply.apply(doc, verdicts.get(row), table), doc)
+                for stage in p.stages:
+                    if doc is None:
+                        break
+                    doc = self._step(stage.name, lambda: stage(doc), doc)
+                doc_facts = self._facts(facts_for, doc, DocRef(split.name, writer.rows)) if doc is not None and facts_for else ()
+                if doc is not None and doc_facts is not None:
+                    if p.last:
+                        self.stats.record_in("write")
+                    writer.write(doc)
+                    for fact in doc_facts:
+                        facts.add(fact)
+                        yield fact
+                n += 1
+                if self.progress is not None and n % PROGRESS_EVERY == 0:
+                    self.progress(self.stats)
+            row_groups = writer.close()
+            n_facts = facts.count if facts is not None else 0
+        part = PartInfo(split, rel, writer.rows, row_groups, writer.tokens)
+        run.commit_task(p.index, split.name, self.stats, part, n_facts)
+        if self.progress is not None:
+            self.progress(self.stats)
+        yield TaskDone(part, self.stats)
+
+
+def run_task(
+    pass_: Pass,
+    run: RunDir,
+    split: Split,
+    *,
+    source: Any = None,
+    prev: PartInfo | None = None,
+    verdicts: Mapping[int, Any] | None = None,
+    table: Any = None,
+    row_group_rows: int = 1024,
+    shard_size: int = 512 * 1000 * 1000,
+    progress: Callable[[StageStats], None] | None = None,
+) -> Iterator[Any]:
+    """Yield the facts of one pass over one split, then a :class:`TaskDone`.
+
+    A task already committed by an earlier attempt is not redone: its facts are
+    replayed from disk and its stats reused.
+    """
+    done = run.load_task(pass_.index, split.name)
+    if done is not None:
+        stats, part, n_facts = done
+        if pass_.facts_for is not None and n_facts:
+            yield from run.read_facts(pass_.index, split.name)
+        if progress is not None:
+            progress(stats)
+        yield TaskDone(part, stats, reused=True)
+        return
+    yield from _Task(pass_, run, split, progress).execute(source, prev, verdicts or {}, table, row_group_rows, shard_size)

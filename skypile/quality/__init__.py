@@ -1,0 +1,1 @@
+"""Quality scoring and CCNet-style bucketing (head / middle / tail from percentiles)."""

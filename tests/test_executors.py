@@ -1,0 +1,236 @@
+"""One recipe, two executors: the in-process runner and Beam give the same shards and stats.
+
+Input: real pages from ../shared/data in two WARC files, the second re-serving
+part of the first under mirror URLs (planted exact duplicates across files, so
+verdicts must be routed to the right task), plus the shared crawl samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from skypile.cli import main
+from skypile.document import table_to_documents
+from skypile.quality.buckets import quantize
+from skypile.readers.warc_builder import Page, shared_pages, write_warc
+
+VOLATILE = ("seconds", "docs_per_s", "wall_seconds", "executor", "config", "reused")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, shared) -> list[str]:
+    shared("html-en", "trafilatura-eval")
+    d = tmp_path_factory.mktemp("warcs")
+    pages = list(shared_pages(limit=60))
+    with open(d / "a.warc.gz", "wb") as f:
+        write_warc(f, pages[:40], "first 40 real pages")
+    mirrors = [Page(url=p.url.replace("://", "://mirror."), body=p.body, charset=p.charset) for p in pages[30:40]]
+    with open(d / "b.warc.gz", "wb") as f:
+        write_warc(f, mirrors + pages[40:60], "10 mirrored + 20 new pages")
+    return [str(d / "a.warc.gz"), str(d / "b.warc.gz"), f"{shared('warc', 'dolma')}/*.warc.gz"]
+
+
+def _run(inputs: list[str], out: Path, tokenizer: str, *extra: str) -> tuple[int, dict]:
+    args = ["run", "--output", str(out), "--tokenizer", tokenizer, "--shard-size", "48KB", "--no-progress", *extra]
+    for i in inputs:
+        args += ["--input", i]
+    rc = main(args)
+    stats_file = out / "stats.json"
+    return rc, json.loads(stats_file.read_text()) if stats_file.exists() else {}
+
+
+def _comparable(stats: dict) -> dict:
+    out = {k: v for k, v in stats.items() if k not in VOLATILE}
+    out["stages"] = {s: {k: v for k, v in c.items() if k not in VOLATILE} for s, c in stats["stages"].items()}
+    return out
+
+
+def _shard_hashes(out: Path) -> list[tuple[str, str]]:
+    return [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted((out / "shards").iterdir())]
+
+
+def _dead_letters(out: Path) -> Counter:
+    rows = [json.loads(line) for f in (out / "dropped").glob("*.jsonl") for line in f.read_text().splitlines()]
+    return Counter((r["stage"], r["reason"], r["id"]) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def local_run(inputs, tokenizer_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    rc, stats = _run(inputs, out, tokenizer_model, "--runner", "local")
+    assert rc == 0, stats
+    return out, stats
+
+
+def test_local_run_accounts_for_every_record_and_drops_planted_copies(local_run):
+    out, stats = local_run
+    assert stats["balanced"] and stats["executor"] == "local"
+    assert stats["records_in"] == 1 + 40 + 1 + 30 + 48 + 34  # warcinfo + pages per file, and the dolma WARCs
+    dups = stats["stages"]["exact_dedup"]["dropped"]["exact_duplicate"]
+    assert dups >= 10  # the 10 mirrored pages (those that survive extraction) and the crawl's own 2
+    # the survivor is the copy with the smallest id, and the mirror's dead letter names it
+    survivors = {d.id: d.url for s in (out / "shards").iterdir() for d in table_to_documents(pq.read_table(s))}
+    letters = [json.loads(line) for f in (out / "dropped").glob("*.jsonl") for line in f.read_text().splitlines()]
+    for d in (x for x in letters if x["reason"] == "exact_duplicate"):
+        first = d["detail"].removeprefix("duplicate of ")
+        assert first in survivors and first < d["id"]
+    assert len(survivors) == stats["kept"]
+
+
+def test_beam_gives_the_same_shards_and_stats(inputs, tokenizer_model, local_run, tmp_path):
+    out, stats = local_run
+    rc, beam_stats = _run(inputs, tmp_path / "beam", tokenizer_model, "--runner", "DirectRunner", "--direct-num-workers", "2")
+    assert rc == 0 and beam_stats["executor"] == "beam:DirectRunner"
+    assert _comparable(beam_stats) == _comparable(stats)
+    assert _shard_hashes(tmp_path / "beam") == _shard_hashes(out)
+    assert _dead_letters(tmp_path / "beam") == _dead_letters(out)
+    assert not (tmp_path / "beam" / "_work").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_portable_runner_on_the_local_job_service(inputs, tokenizer_model, local_run, tmp_path):
+    """The path Flink and Spark take: no metrics come back, the stats still do (they are data)."""
+    port = _free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        rc, stats = _run(inputs, tmp_path / "portable", tokenizer_model, "--runner", "PortableRunner",
+                         f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK")
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    out, local_stats = local_run
+    assert rc == 0 and stats["balanced"]
+    assert _comparable(stats) == _comparable(local_stats)
+    assert _shard_hashes(tmp_path / "portable") == _shard_hashes(out)
+
+
+def test_killed_run_resumes_finished_tasks_and_shards(inputs, tokenizer_model, local_run, tmp_path):
+    out = tmp_path / "resume"
+    rc, first = _run(inputs, out, tokenizer_model, "--runner", "local", "--keep-work")
+    assert rc == 0
+    parts0 = {p: p.stat().st_mtime_ns for p in (out / "_work" / "p0").glob("*.parquet")}
+    shards = sorted((out / "shards").iterdir())
+    # "kill" it during the second pass and the packing: one task and one shard lost, no report yet
+    os.remove(next((out / "_work" / "p1").glob("*.task.json")))
+    shards[1].unlink()
+    (out / "stats.json").unlink()
+    (out / "manifest.json").unlink()
+    kept_shard = shards[0].stat().st_mtime_ns
+    rc, again = _run(inputs, out, tokenizer_model, "--runner", "local", "--keep-work")
+    assert rc == 0 and _comparable(again) == _comparable(first)
+    assert {p: p.stat().st_mtime_ns for p in (out / "_work" / "p0").glob("*.parquet")} == parts0  # pass 0 not redone
+    assert shards[0].stat().st_mtime_ns == kept_shard  # a complete shard of the same plan is reused
+    assert _shard_hashes(out) == _shard_hashes(local_run[0])
+
+
+def test_a_different_run_into_the_same_output_is_refused(inputs, tokenizer_model, local_run, tmp_path, capsys):
+    out = tmp_path / "owned"
+    assert _run(inputs[:1], out, tokenizer_model, "--runner", "local")[0] == 0
+    rc, _ = _run(inputs[1:2], out, tokenizer_model, "--runner", "local")
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds a different run" in err and len(err.strip().splitlines()) == 1
+    rc, stats = _run(inputs[1:2], out, tokenizer_model, "--runner", "local", "--overwrite")
+    assert rc == 0 and stats["inputs"] == [inputs[1]]
+    rows = sum(pq.read_metadata(p).num_rows for p in (out / "shards").iterdir())
+    assert rows == stats["kept"]  # nothing of the first run is left among the shards
+
+
+def test_a_locked_output_is_refused_and_a_stale_lock_is_taken_over(inputs, tokenizer_model, tmp_path, capsys):
+    out = tmp_path / "locked"
+    out.mkdir()
+    (out / ".skypile.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    rc, _ = _run(inputs[:1], out, tokenizer_model, "--runner", "local")
+    assert rc == 2 and "in use by another run" in capsys.readouterr().err
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".skypile.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    rc, stats = _run(inputs[:1], out, tokenizer_model, "--runner", "local")
+    assert rc == 0 and stats["balanced"] and not (out / ".skypile.lock").exists()
+
+
+def test_user_errors_are_one_line_and_exit_2(inputs, tokenizer_model, tmp_path, capsys):
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    cases = [
+        (["--runner", "local"], a_file, "is a file"),
+        (["--runner", "local", "--set", "length.min_wrds=3"], tmp_path / "o1", "unknown config key 'length.min_wrds'"),
+        (["--runner", "local", "--set", "length.min_words=many"], tmp_path / "o2", "length.min_words: expected an integer"),
+        (["--runner", "local", "--tokenizer", str(tmp_path / "none.model")], tmp_path / "o3", "cannot be loaded"),
+        (["--runner", "local", "--set", "steps=[extract,frobnicate]"], tmp_path / "o4", "unknown step(s) frobnicate"),
+    ]
+    for extra, out, message in cases:
+        rc, _ = _run(inputs[:1], out, tokenizer_model, *extra)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and message in err and len(err.splitlines()) == 1, (extra, err)
+
+
+def test_steps_and_thresholds_come_from_the_run_config(inputs, tokenizer_model, local_run, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "steps: [extract, langid, lang_filter, length, tokenize]\n"
+        "length: {min_words: 200}\n"
+        "lang_filter: {keep: [en]}\n"
+        "extract: {lines: {prose_words: 12}}\n"
+    )
+    out = tmp_path / "cfg"
+    rc, stats = _run(inputs, out, tokenizer_model, "--runner", "local", "--config", str(config), "--set", "length.min_cjk_chars=300")
+    assert rc == 0 and stats["balanced"]
+    assert list(stats["stages"]) == ["read", "extract", "langid", "lang_filter", "length", "tokenize", "write"]
+    assert stats["config"]["length"] == {"min_words": 200, "min_cjk_chars": 300}
+    assert stats["config"]["extract"]["lines"]["prose_words"] == 12
+    base = local_run[1]["stages"]
+    assert stats["stages"]["length"]["dropped"]["too_short"] > base["length"]["dropped"].get("too_short", 0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["steps"] == ["extract", "langid", "lang_filter", "length", "tokenize"]
+
+
+def test_a_fitted_table_is_written_and_reused_by_a_later_run(inputs, tokenizer_model, tmp_path):
+    """Percentile buckets over the language score: fitted on one run, reused by another, same on Beam."""
+    steps = ["--set", "steps=[extract, langid, lang_filter, length, buckets, exact_dedup, tokenize]"]
+    fit = tmp_path / "fit"
+    rc, stats = _run(inputs[:1], fit, tokenizer_model, "--runner", "local", *steps)
+    assert rc == 0 and stats["balanced"]
+    table = json.loads((fit / "fitted" / "buckets.json").read_text())
+    assert table["score"] == "lang_score" and table["languages"]["en"]["n"] == stats["stages"]["buckets"]["in"]
+    assert stats["stages"]["buckets"]["dropped"]["bucket_tail"] > 0
+    buckets = Counter(d.metadata.bucket for s in (fit / "shards").iterdir() for d in table_to_documents(pq.read_table(s)))
+    assert set(buckets) == {"head", "middle"}
+
+    rc, beam_stats = _run(inputs[:1], tmp_path / "fit-beam", tokenizer_model, "--direct-num-workers", "2", *steps)
+    assert rc == 0 and _comparable(beam_stats) == _comparable(stats)
+    assert json.loads((tmp_path / "fit-beam" / "fitted" / "buckets.json").read_text()) == table
+
+    # another input bucketed with the first run's thresholds, not its own
+    rc, reused = _run(inputs[1:2], tmp_path / "reuse", tokenizer_model, "--runner", "local", *steps, "--set", f"fitted_from={fit}")
+    assert rc == 0 and reused["balanced"]
+    assert json.loads((tmp_path / "reuse" / "fitted" / "buckets.json").read_text()) == table
+    docs = [d for s in (tmp_path / "reuse" / "shards").iterdir() for d in table_to_documents(pq.read_table(s))]
+    t = table["languages"]["en"]
+    assert all((d.metadata.bucket == "head") == (quantize(d.metadata.lang_score) >= t["head"]) for d in docs if d.lang == "en")
+    rc, _ = _run(inputs[1:2], tmp_path / "reuse-bad", tokenizer_model, "--runner", "local", *steps, "--set", f"fitted_from={tmp_path}")
+    assert rc == 2
