@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from skypile import io
 from skypile.corpus import Decision
 from skypile.executor import job as jobs
-from skypile.executor.pack import ShardPlan, plan_shards, write_manifest, write_shard
+from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest, write_shard
 from skypile.executor.rundir import RunDir
 from skypile.executor.tasks import TaskDone, run_task
 from skypile.stage import StageStats
@@ -214,7 +214,7 @@ def build(p: beam.Pipeline, job: jobs.Job) -> None:
     _ = (
         infos
         | "manifest/collect" >> beam.combiners.ToList()
-        | "manifest/write" >> beam.Map(lambda shards: write_manifest(RunDir(root), shards, tokenized, extra))
+        | "manifest/write" >> beam.Map(lambda shards: write_manifest(root, shards, tokenized, extra))
     )
 
 
@@ -285,6 +285,8 @@ def execute(job: jobs.Job, beam_args: Sequence[str] = ()) -> dict:
     from apache_beam.runners.runner import PipelineState
 
     options = pipeline_options(job.cfg, beam_args)
+    if not log.isEnabledFor(logging.INFO):  # local workers forward every harness warning; keep errors only
+        logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     p = beam.Pipeline(options=options)
     build(p, job)
     with _TaskWatcher(job, job.cfg.exec.progress):
@@ -294,6 +296,6 @@ def execute(job: jobs.Job, beam_args: Sequence[str] = ()) -> dict:
         state = result.wait_until_finish()
     if state != PipelineState.DONE:
         raise RuntimeError(f"the Beam job ended in state {state}")
-    manifest = json.loads(io.read_bytes(job.run.uri("manifest.json")))
+    manifest = read_manifest(job.run.root)
     runner = options.get_all_options().get("runner") or job.cfg.exec.runner
     return jobs.finish(job, manifest, executor=f"beam:{runner}")

@@ -9,10 +9,12 @@ stable schema from the first run to the billionth page.
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 SCHEMA_VERSION = 2  # 2: metadata.bucket
 
@@ -41,7 +43,7 @@ class Document:
     url: str = ""
     lang: str = ""
     metadata: DocMetadata = field(default_factory=DocMetadata)
-    tokens: list[int] | None = None  # filled in by the tokenize stage
+    tokens: "array[int] | list[int] | None" = None  # filled in by the tokenize stage (an int32 array)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +117,30 @@ def _doc_row(doc: Document) -> dict[str, Any]:
     }
 
 
+def tokens_column(docs: list[Document]) -> pa.ListArray:
+    """The ``tokens`` column, built from int32 buffers (never one Python object per token)."""
+    import numpy as np
+
+    parts = []
+    for doc in docs:
+        if doc.tokens is None:
+            raise ValueError(f"document {doc.id} has no tokens; run the tokenize stage first")
+        parts.append(np.frombuffer(doc.tokens, dtype=np.int32) if isinstance(doc.tokens, array) else np.asarray(doc.tokens, dtype=np.int32))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int32)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
+
+
 def documents_to_table(docs: Iterable[Document], *, with_tokens: bool = False) -> pa.Table:
     """Documents to an Arrow table in :data:`DOCUMENT_SCHEMA` (or :data:`SHARD_SCHEMA`)."""
-    rows = []
-    for doc in docs:
-        row = _doc_row(doc)
-        if with_tokens:
-            if doc.tokens is None:
-                raise ValueError(f"document {doc.id} has no tokens; run the tokenize stage first")
-            row["tokens"] = doc.tokens
-            row["n_tokens"] = len(doc.tokens)
-        rows.append(row)
-    schema = SHARD_SCHEMA if with_tokens else DOCUMENT_SCHEMA
-    return pa.Table.from_pylist(rows, schema=schema)
+    docs = list(docs)
+    table = pa.Table.from_pylist([_doc_row(doc) for doc in docs], schema=DOCUMENT_SCHEMA)
+    if not with_tokens:
+        return table
+    tokens = tokens_column(docs)
+    n_tokens = pa.compute.list_value_length(tokens).cast(pa.int32())
+    return pa.Table.from_arrays([*table.columns, tokens, n_tokens], schema=SHARD_SCHEMA)
 
 
 def table_to_documents(table: pa.Table) -> list[Document]:

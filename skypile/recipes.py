@@ -19,8 +19,8 @@ from skypile.config import ConfigError, RunConfig
 
 RECIPES: dict[str, tuple[str, list[str]]] = {
     # name: (source kind, steps)
-    "web": ("warc", ["extract", "langid", "lang_filter", "length", "exact_dedup", "tokenize"]),
-    "export": ("documents", ["tokenize"]),
+    "web": ("warc", ["extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "tokenize"]),
+    "export": ("documents", ["unique_ids", "tokenize"]),
 }
 
 
@@ -53,6 +53,12 @@ def _length(cfg: RunConfig) -> Any:
     from skypile.filters.length import LengthFilter
 
     return LengthFilter(min_words=cfg.length.min_words, min_cjk_chars=cfg.length.min_cjk_chars)
+
+
+def _unique_ids(cfg: RunConfig) -> Any:
+    from skypile.dedup.unique_ids import UniqueIds
+
+    return UniqueIds()
 
 
 def _exact_dedup(cfg: RunConfig) -> Any:
@@ -91,6 +97,7 @@ STEPS: dict[str, Callable[[RunConfig], Any]] = {
     "langid": _langid,
     "lang_filter": _lang_filter,
     "length": _length,
+    "unique_ids": _unique_ids,
     "exact_dedup": _exact_dedup,
     "buckets": _buckets,
     "tokenize": _tokenize,

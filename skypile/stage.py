@@ -55,7 +55,7 @@ class StageStats:
         return self.counts[stage]
 
     def add(self, stage: str, outcome: str, n: int = 1) -> None:
-        """``outcome`` is ``in``, ``kept`` or ``dropped.<reason>``."""
+        """``outcome`` is ``in``, ``kept``, ``dropped.<reason>`` or ``changed.<what>`` (kept, but changed)."""
         self._stage(stage)[outcome] += n
 
     def add_time(self, stage: str, seconds: float) -> None:
@@ -105,8 +105,15 @@ class StageStats:
         return stats
 
     def dropped(self, stage: str) -> dict[str, int]:
+        return self._outcomes(stage, "dropped.")
+
+    def changed(self, stage: str) -> dict[str, int]:
+        """Documents a stage kept but changed (renamed, text removed), by what it did."""
+        return self._outcomes(stage, "changed.")
+
+    def _outcomes(self, stage: str, prefix: str) -> dict[str, int]:
         c = self.counts.get(stage, Counter())
-        return {k.split(".", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("dropped.")}
+        return {k[len(prefix):]: v for k, v in sorted(c.items()) if k.startswith(prefix)}
 
     def to_dict(self, first_stage: str, final_kept: int, order: Iterable[str] | None = None) -> dict:
         """The stats report: per-stage in/kept/dropped/seconds and the whole-run balance.
@@ -129,6 +136,7 @@ class StageStats:
                 "in": n_in,
                 "kept": c.get("kept", 0),
                 "dropped": drops,
+                **({"changed": self.changed(stage)} if self.changed(stage) else {}),
                 "seconds": round(secs, 3),
                 "docs_per_s": round(n_in / secs, 1) if secs > 0 else None,
             }

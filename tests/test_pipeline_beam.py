@@ -47,7 +47,7 @@ def test_every_record_is_accounted_for(shared_run):
     out, stats = shared_run
     assert stats["balanced"] and stats["records_in"] == stats["kept"] + stats["dropped_total"]
     stages = stats["stages"]
-    assert list(stages) == ["read", "extract", "langid", "lang_filter", "length", "exact_dedup", "tokenize", "write"]
+    assert list(stages) == ["read", "extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "tokenize", "write"]
     for prev, cur in zip(list(stages)[:-1], list(stages)[1:]):
         assert stages[cur]["in"] == stages[prev]["kept"], (prev, cur)
     # the truncated sample and the non-response records are dropped at read, not crashed on

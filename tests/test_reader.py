@@ -115,7 +115,7 @@ def test_clipped_warc_yields_truncation_drop_without_raising(shared):
     (d,) = items
     assert isinstance(d, Dropped) and d.stage == "read" and d.reason == "truncated_input"
     assert d.id.startswith("<urn:uuid:") and d.url.startswith("http://")
-    assert "of 88038 bytes" in d.detail
+    assert "of 88275 bytes" in d.detail  # the record's WARC Content-Length
 
 
 def test_arc_file_is_a_read_error(shared):
@@ -140,11 +140,15 @@ def test_truncated_gzip_keeps_good_prefix_then_one_drop(warcfile_bytes, cut):
 
 
 def test_corrupt_gzip_member_is_a_read_error(warcfile_bytes):
+    """The corrupt member is one read_error drop; reading resumes at the next member (it used to stop)."""
     bad = bytearray(warcfile_bytes)
     bad[60000:60050] = b"\x00" * 50
     items = list(read_warc(io.BytesIO(bytes(bad))))
-    assert items[-1].reason == "read_error" and "gzip" in items[-1].detail
-    assert 10 < len(items) < 50
+    full = list(read_warc(io.BytesIO(warcfile_bytes)))
+    assert len(items) == len(full) == 50
+    (i,) = [i for i, it in enumerate(items) if isinstance(it, Dropped) and it.reason == "read_error"]
+    assert "corrupt gzip member" in items[i].detail and items[i].id == full[i].id
+    assert [x.id for x in items[:i] + items[i + 1 :]] == [x.id for x in full[:i] + full[i + 1 :]]
 
 
 def test_trailing_junk_and_zero_padding(warcfile_bytes):

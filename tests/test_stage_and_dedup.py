@@ -81,3 +81,20 @@ def test_stats_merge_adds_counts_and_seconds_and_round_trips():
     report = merged.to_dict("read", final_kept=3, order=["read", "write"])
     assert report["stages"]["read"] == {"in": 4, "kept": 3, "dropped": {"bad": 1}, "seconds": 0.75, "docs_per_s": 5.3}
     assert report["balanced"] and report["stages"]["write"]["kept"] == 3
+
+
+def test_unique_ids_renames_all_but_one_per_id_stably():
+    from skypile.dedup.unique_ids import UniqueIds
+
+    docs = [_doc(1, "alpha"), _doc(1, "beta"), _doc(1, "beta"), _doc(2, "gamma"), _doc(1, "alpha")]
+    renamed = {}
+    for order in (docs, list(reversed(docs))):
+        fresh = [Document(id=d.id, text=d.text, source=d.source) for d in order]
+        kept, dropped, _ = run_corpus_stage(UniqueIds(), fresh)
+        assert not dropped and len({d.id for d in kept}) == 5
+        assert sorted(d.id for d in kept if not d.id.startswith("1#")) == ["1", "2"]
+        renamed[len(renamed)] = sorted(d.id for d in kept)
+    assert renamed[0] == renamed[1]  # the same new ids whatever the order
+    stage = UniqueIds()
+    stage.apply(_doc(3), "3#x", None)
+    assert stage.drain_changes() == {"id_renamed": 1} and stage.drain_changes() == {}

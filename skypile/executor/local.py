@@ -66,5 +66,5 @@ def execute(job: jobs.Job) -> dict:
         info, _ = write_shard(run, plan, job.tokenized, cfg.output.row_group_rows)
         jobs.commit_pack_task(run, info, time.perf_counter() - t0)
         infos.append(info)
-    manifest = write_manifest(run, infos, job.tokenized, job.manifest_extra())
+    manifest = write_manifest(run.root, infos, job.tokenized, job.manifest_extra())
     return jobs.finish(job, manifest, executor="local")

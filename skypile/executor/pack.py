@@ -171,7 +171,8 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
     return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri)), False
 
 
-def write_manifest(run: RunDir, shards: list[ShardInfo], tokenized: bool, extra: dict) -> dict:
+def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: dict) -> dict:
+    """``root/manifest.json``: the shards (path, rows, tokens, bytes, sha256) and what made them (``extra``)."""
     shards = sorted(shards, key=lambda s: s.path)
     schema = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
     manifest = {
@@ -184,5 +185,9 @@ def write_manifest(run: RunDir, shards: list[ShardInfo], tokenized: bool, extra:
         "bytes": sum(s.bytes for s in shards),
         "shards": [asdict(s) for s in shards],
     }
-    io.atomic_write_text(run.uri(MANIFEST_NAME), json.dumps(manifest, indent=2) + "\n")
+    io.atomic_write_text(io.join(root, MANIFEST_NAME), json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def read_manifest(root: str) -> dict:
+    return json.loads(io.read_bytes(io.join(root, MANIFEST_NAME)))

@@ -85,6 +85,13 @@ class PartWriter:
             self.writer.write_table(documents_to_table(self.buf, with_tokens=self.tokenized), row_group_size=len(self.buf))
             self.buf, self.buf_bytes = [], 0
 
+    def __enter__(self) -> "PartWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None and self.writer.is_open:
+            self.writer.close()  # the output is discarded by the caller's atomic_output; just release it
+
     def close(self) -> list[tuple[int, int]]:
         self._flush()
         self.writer.close()
@@ -118,8 +125,13 @@ class _Task:
             self.dead = self.outputs.enter_context(io.atomic_output(self.run.dropped_uri(self.pass_.index, self.split.name)))
         self.dead.write((json.dumps(d.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "replace"))
 
-    def _step(self, name: str, fn: Callable[[], Any], doc: Any) -> Any:
-        """Run one stage on one item: count, time, and turn an exception into a dead letter."""
+    def _step(self, stage: Any, fn: Callable[[], Any], doc: Any) -> Any:
+        """Run one stage on one item: count, time, and turn an exception into a dead letter.
+
+        A stage that changes documents without dropping them may report how many
+        (``drain_changes() -> {what: n}``); those are counted as ``changed.<what>``.
+        """
+        name = stage.name
         self.stats.record_in(name)
         t0 = time.perf_counter()
         try:
@@ -129,6 +141,10 @@ class _Task:
             out = Dropped(stage=name, reason="stage_error", id=str(getattr(doc, "id", "")), url=str(getattr(doc, "url", "")),
                           detail=f"{type(exc).__name__}: {exc}"[:500])
         self.stats.add_time(name, time.perf_counter() - t0)
+        drain = getattr(stage, "drain_changes", None)
+        if drain is not None:
+            for what, n in drain().items():
+                self.stats.add(name, f"changed.{what}", n)
         if isinstance(out, Dropped):
             self._drop(out)
             return None
@@ -186,14 +202,14 @@ class _Task:
             facts = self.outputs.enter_context(run.facts_writer(p.index, split.name)) if facts_for is not None else None
             # the last pass's row groups are what packing plans with: keep them small next to a shard
             rg_bytes = max(1, min(ROW_GROUP_MAX_BYTES, shard_size // 16)) if p.last else ROW_GROUP_MAX_BYTES
-            writer = PartWriter(part_out, p.tokenized, row_group_rows, rg_bytes)
+            writer = self.outputs.enter_context(PartWriter(part_out, p.tokenized, row_group_rows, rg_bytes))
             for row, doc in enumerate(self._inputs(source, prev)):
                 if p.apply is not None:
-                    doc = self._step(p.apply.name, lambda: p.apply.apply(doc, verdicts.get(row), table), doc)
+                    doc = self._step(p.apply, lambda: p.apply.apply(doc, verdicts.get(row), table), doc)
                 for stage in p.stages:
                     if doc is None:
                         break
-                    doc = self._step(stage.name, lambda: stage(doc), doc)
+                    doc = self._step(stage, lambda: stage(doc), doc)
                 doc_facts = self._facts(facts_for, doc, DocRef(split.name, writer.rows)) if doc is not None and facts_for else ()
                 if doc is not None and doc_facts is not None:
                     if p.last:

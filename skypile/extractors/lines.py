@@ -68,9 +68,9 @@ class LineFilter:
         n_cjk, n_words = cjk_count(line), word_count(line)
         return n_cjk + n_words, n_cjk > n_words
 
-    def is_boilerplate(self, line: str) -> bool:
-        """Contact, legal or call-to-action line that is not long prose."""
-        units, cjk = self._units(line)
+    def is_boilerplate(self, line: str, size: tuple[int, bool] | None = None) -> bool:
+        """Contact, legal or call-to-action line that is not long prose (``size``: ``_units(line)`` if known)."""
+        units, cjk = size or self._units(line)
         if units >= (self.boilerplate_max_cjk if cjk else self.boilerplate_max_words):
             return False
         return bool(
@@ -89,17 +89,19 @@ class LineFilter:
         small = sum(1 for s in segments if self._units(s)[0] <= self.nav_max_segment_units)
         return small >= 0.8 * len(segments)
 
-    def is_prose(self, line: str) -> bool:
-        """Long enough, or a complete short sentence."""
-        units, cjk = self._units(line)
+    def is_prose(self, line: str, size: tuple[int, bool] | None = None) -> bool:
+        """Long enough, or a complete short sentence (``size``: ``_units(line)`` if known)."""
+        units, cjk = size or self._units(line)
         if units >= (self.prose_cjk if cjk else self.prose_words):
             return True
         return units >= (self.sentence_cjk if cjk else self.sentence_words) and line.endswith(_SENTENCE_END)
 
     def __call__(self, text: str) -> str:
-        lines = [ln.strip() for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln and not self.is_boilerplate(ln) and not self.is_nav(ln)]
-        prose = [self.is_prose(ln) for ln in lines]
+        stripped = [ln.strip() for ln in text.splitlines()]
+        sized = [(ln, self._units(ln)) for ln in stripped if ln]  # each line measured once
+        sized = [(ln, size) for ln, size in sized if not self.is_boilerplate(ln, size) and not self.is_nav(ln)]
+        lines = [ln for ln, _ in sized]
+        prose = [self.is_prose(ln, size) for ln, size in sized]
         keep = list(prose)
         i = 0
         while i < len(lines):

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+from array import array
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -183,5 +184,5 @@ class Tokenize:
         ids = self.sp.encode(doc.text, out_type=int)
         if not ids:
             return drop(self.name, "no_tokens", doc)
-        doc.tokens = ids
+        doc.tokens = array("i", ids)  # 4 bytes a token, not a Python int object each
         return doc
