@@ -126,3 +126,45 @@ def test_truncated_jsonl_gz_keeps_what_was_read_and_counts_the_rest(tokenizer_mo
     assert stats["balanced"] and stats["stages"]["read"]["dropped"] == {"truncated_input": 1}
     assert 0 < stats["kept"] < 2000
     assert Counter(json.loads(line)["reason"] for f in (out / "dropped").glob("*.jsonl") for line in f.read_text().splitlines()) == {"truncated_input": 1}
+
+
+def test_a_missing_or_corrupt_language_model_stops_the_run_at_start(pages, tokenizer_model, tmp_path, capsys):
+    warc = tmp_path / "p.warc.gz"
+    with open(warc, "wb") as f:
+        _response(WARCWriter(f, gzip=True), pages[0].url, pages[0].body, "<urn:uuid:1>")
+    corrupt = tmp_path / "lid.ftz"
+    corrupt.write_bytes(b"not a fasttext model")
+    for model in (tmp_path / "missing.ftz", corrupt):
+        out = tmp_path / f"out-{model.stem}"
+        rc = main(["run", "--runner", "local", "--input", str(warc), "--output", str(out), "--tokenizer", tokenizer_model,
+                   "--lid-model", str(model), "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "language-ID model" in err and len(err.splitlines()) == 1, err
+        assert not (out / "_work").exists()
+
+
+def test_one_damaged_record_costs_one_record_end_to_end(pages, tokenizer_model, tmp_path):
+    """100 records, the second with a negative Content-Length: 99 read, 1 counted drop, nothing lost."""
+    from fastwarc.warc import WarcRecord, WarcRecordType
+
+    blobs = []
+    for i in range(100):
+        page = pages[i % len(pages)]
+        http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + page.body
+        rec = WarcRecord()
+        rec.init_headers(record_type=WarcRecordType.response, record_urn=f"uuid:{i:08d}-0000-0000-0000-000000000000".encode())
+        rec.headers["WARC-Target-URI"] = f"{page.url}?copy={i}"
+        rec.set_bytes_content(http)
+        rec.is_http = True
+        buf = pyio.BytesIO()
+        rec.write(buf)
+        raw = buf.getvalue()
+        if i == 1:
+            raw = raw.replace(f"Content-Length: {len(http)}".encode(), b"Content-Length: -10", 1)
+        blobs.append(gzip.compress(raw))
+    warc = tmp_path / "damaged.warc.gz"
+    warc.write_bytes(b"".join(blobs))
+    stats = _run([warc], tmp_path / "out", tokenizer_model)
+    assert stats["records_in"] == 100 and stats["balanced"]
+    assert stats["stages"]["read"]["kept"] == 99 and stats["stages"]["read"]["dropped"] == {"bad_content_length": 1}
+    assert stats["kept"] > 0

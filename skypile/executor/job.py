@@ -92,6 +92,13 @@ def prepare(cfg: RunConfig) -> Job:
     if cfg.output.shard_size <= 0 or cfg.output.row_group_rows <= 0:
         raise ConfigError("output.shard_size and output.row_group_rows must be positive")
     recipe = build_recipe(cfg)
+    for step in recipe.steps:  # models and settings a stage needs: fail now, not once per document
+        check = getattr(step, "check", None)
+        if check is not None:
+            try:
+                check()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     passes = compile_passes(recipe.steps)
     inputs = expand_inputs(cfg.input.paths)
     recipe.source.check(inputs)

@@ -100,6 +100,13 @@ class LanguageId:
             self._model = load_model(self.model_path or default_model_path())
         return self._model
 
+    def check(self) -> None:
+        """Load the model now, so a missing or corrupt one stops the run before any work (ValueError)."""
+        try:
+            _ = self.model
+        except Exception as exc:  # noqa: BLE001 - fastText raises ValueError/RuntimeError/OSError
+            raise ValueError(f"language-ID model {self.model_path or 'lid.176.ftz'} cannot be loaded: {exc}") from None
+
     def predict(self, text: str) -> tuple[str, float]:
         """Top language code and its probability (fastText needs one line, so newlines become spaces)."""
         sample = " ".join(text[: self.max_chars].split())
