@@ -290,6 +290,25 @@ class PackedLoader:
     def __iter__(self) -> "PackedLoader":
         return self
 
+    def __enter__(self) -> "PackedLoader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the DataLoader's worker processes (and its queue threads) now.
+
+        Without this they live until the iterator is garbage collected, which after an
+        exception (the traceback keeps the trainer's frame) is interpreter shutdown, after
+        the process group is gone.  Idempotent; the next ``next()`` starts fresh workers
+        from the current position.
+        """
+        it, self._it = self._it, None
+        shutdown = getattr(it, "_shutdown_workers", None)  # _MultiProcessingDataLoaderIter
+        if shutdown is not None:
+            shutdown()
+
     def __next__(self) -> torch.Tensor:
         if self._it is None:
             self.dataset.start = {"batches": self.batches, "readers": dict(self.readers)}
@@ -315,9 +334,9 @@ class PackedLoader:
         if layout != saved:
             raise ValueError(f"data position was saved for (readers, workers, seq_len, batch, rank) = {saved}, "
                              f"this run has {layout}; resume with the same world size, workers and batch shape")
+        self.close()  # workers started before the restore would continue from the old position
         self.batches = int(state["batches"])
         self.readers = {int(k): v for k, v in state["readers"].items()}
-        self._it = None
 
 
 # -- validation sets ---------------------------------------------------------------------------------

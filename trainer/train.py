@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ class Dist:
     device: torch.device
     owns_group: bool  # we created the process group (so we destroy it)
     store: str | None = None  # FileStore of a 1-process group, removed at the end
+    mesh: object | None = None  # the run's DeviceMesh: it holds the process group (see shutdown_distributed)
 
 
 def init_distributed(device: str = "auto") -> Dist:
@@ -146,17 +148,60 @@ def train(cfg: TrainConfig) -> list[dict]:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     run_dir = Path(cfg.run_dir)
+    finished = False
     try:
-        return _train(cfg, env, run_dir)
+        rows = _train(cfg, env, run_dir)  # its data loader workers are stopped when it returns or raises
+        finished = True
+        return rows
+    finally:
+        shutdown_distributed(env, finished=finished)
+
+
+def shutdown_distributed(env: Dist, *, finished: bool) -> None:
+    """Tear the process group down here, in order, not at interpreter exit.
+
+    ``dist.destroy_process_group()`` alone does not stop gloo: it only unregisters the group.
+    ProcessGroupGloo has no ``shutdown()``; its worker threads, the transport's event-loop
+    thread and its sockets go when the C++ object is freed, i.e. when the last Python reference
+    goes.  The device mesh (pinned by DTensor's global caches) and the FSDP modules and optimizer
+    state (reference cycles) hold it, so without help it survives until interpreter finalization
+    and static destruction, where when and in which order the threads and sockets die, and
+    whether the peer rank is still connected, are left to chance.
+
+    ``finished`` (this rank completed training):
+      1. barrier: every rank is past its last collective, so nothing is in flight when the
+         sockets close and no rank tears down while a peer still talks to it;
+      2. destroy the group, drop the mesh's reference and collect the cycles: the group's
+         destructor joins gloo's threads and closes its sockets now, on this thread.
+    After an error there is no barrier (the peers may be inside another collective, or gone)
+    and no forced collection (joining gloo's threads would wait for a collective that may never
+    complete): the group is destroyed and torchrun stops the other ranks.
+    """
+    try:
+        if finished and env.world_size > 1 and dist.is_initialized():
+            dist.barrier()
     finally:
         if env.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+        if finished:
+            registry = getattr(env.mesh, "_pg_registry", None)  # DeviceMesh's name -> ProcessGroup
+            if isinstance(registry, dict):
+                registry.clear()
+            env.mesh = None
+            gc.collect()
         if env.store:
             with contextlib.suppress(OSError):
                 os.unlink(env.store)
 
 
 def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
+    # Resources that must not outlive the run (data loader workers, the metrics file) are
+    # closed when it ends, also on error, before the process group goes.
+    with contextlib.ExitStack() as resources:
+        return _run(cfg, env, run_dir, resources)
+
+
+def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitStack) -> list[dict]:
     rank, world, device = env.rank, env.world_size, env.device
     if not cfg.data:
         raise ValueError("data=<shard dir> is required")
@@ -186,7 +231,7 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
     # -- model: meta -> AC / compile / FSDP2 -> materialize -> init
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, "meta")
-    mesh = init_device_mesh(device.type, (world,))
+    mesh = env.mesh = init_device_mesh(device.type, (world,))
     parallelize(model, mesh, param_dtype=cfg.param_dtype, reduce_dtype=cfg.reduce_dtype,
                 activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile)
     model.to_empty(device=device)
@@ -211,7 +256,8 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
     schedule = cfg.mix_schedule or ([[0, cfg.data_weights]] if cfg.data_weights else None)
     dataset = PackedDataset(cfg.data, seq_len=cfg.seq_len, batch_size=cfg.micro_batch_size, rank=rank,
                             world_size=world, num_workers=cfg.num_workers, seed=cfg.seed, schedule=schedule)
-    loader = PackedLoader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+    loader = resources.enter_context(
+        PackedLoader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"))
     val: dict[str, torch.Tensor] = {}
     if cfg.val_sets:
         tokenizer = _tokenizer_path(cfg, manifest, root)
@@ -238,7 +284,7 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
                   {"step": at, "scheduler": scheduler.state_dict(), "data": loader.state_dict()},
                   meta={"config": cfg.to_dict()})
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a") if rank == 0 else None
+    metrics_file = resources.enter_context(open(run_dir / "metrics.jsonl", "a")) if rank == 0 else None
     rows: list[dict] = []
 
     def emit(row: dict) -> None:
@@ -304,8 +350,6 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
         run_val(step)
     if last_saved != step:
         save(step)
-    if metrics_file is not None:
-        metrics_file.close()
     return rows
 
 
