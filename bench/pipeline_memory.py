@@ -101,8 +101,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         one, four, n = build_inputs(tmp)
-        runs = [("DirectRunner, 2 workers", ["--direct-num-workers", "2"]), ("DirectRunner, 1 worker", ["--direct-num-workers", "1"]),
-                ("in-process (--runner local)", ["--runner", "local"])]
+        runs = [("DirectRunner, 2 workers", ["--workers", "2"]), ("DirectRunner, 1 worker", ["--workers", "1"]),
+                ("in-process (--runner local), 2 workers", ["--runner", "local", "--workers", "2"]),
+                ("in-process (--runner local), 1 worker", ["--runner", "local", "--workers", "1"])]
         for label, extra in runs:
             result = []
             for scale, inputs in (("1x", one), ("4x", four)):

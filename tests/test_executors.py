@@ -252,3 +252,10 @@ def test_byte_range_splits_of_one_file_give_the_same_documents_in_order(inputs, 
     assert ids(tmp_path / "split") == ids(tmp_path / "whole")
     letters = _dead_letters(tmp_path / "split")
     assert letters == _dead_letters(tmp_path / "whole") and len(list((tmp_path / "split" / "dropped").iterdir())) >= 1
+
+
+def test_local_worker_pool_gives_the_same_shards(inputs, tokenizer_model, local_run, tmp_path):
+    rc, stats = _run(inputs, tmp_path / "pool", tokenizer_model, "--runner", "local", "--workers", "2")
+    assert rc == 0 and stats["executor"] == "local:2"
+    assert _comparable(stats) == _comparable(local_run[1])
+    assert _shard_hashes(tmp_path / "pool") == _shard_hashes(local_run[0])

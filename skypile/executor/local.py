@@ -1,23 +1,28 @@
-"""The in-process executor: every task of every pass in this process, one after another.
+"""The in-process executor: the tasks of each pass in this process, or in a pool of forked workers.
 
-For tests, ``skypile export``, benchmarks and small runs.  Documents stream
-from file to file exactly as on Beam; what this process holds is one task's
-row group plus the facts of the corpus stage being decided (tens of bytes per
-document), gathered in a :class:`~skypile.corpus.MemColl`.
+For tests, ``skypile export``, benchmarks, laptops and small runs.  Documents
+stream from file to file exactly as on Beam; what the coordinating process
+holds is the facts of the corpus stage being decided (tens of bytes per
+document), gathered in a :class:`~skypile.corpus.MemColl`.  With
+``exec.workers > 1`` the tasks of a pass run in that many forked processes
+(the tasks of a pass are independent; passes are separated by the corpus
+stages' decisions), each holding one task's row group at a time.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import defaultdict
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
 from skypile.corpus import MemColl
 from skypile.executor import job as jobs
 from skypile.executor.pack import plan_shards, write_manifest, write_shard
-from skypile.executor.rundir import PartInfo
+from skypile.executor.rundir import PartInfo, RunDir
 from skypile.executor.tasks import TaskDone, run_task
 
 
@@ -40,25 +45,50 @@ def decide(stage: Any, facts: list, job: jobs.Job) -> tuple[dict[str, dict[int, 
     return by_split, table
 
 
+def _task(args: tuple) -> tuple[list, TaskDone]:
+    """One task, run to the end: its facts and its :class:`TaskDone` (in a worker process, or here)."""
+    p, root, split, source, prev, verdicts, table, row_group_rows, shard_size = args
+    facts, done = [], None
+    for item in run_task(p, RunDir(root), split, source=source, prev=prev, verdicts=verdicts, table=table,
+                         row_group_rows=row_group_rows, shard_size=shard_size):
+        if isinstance(item, TaskDone):
+            done = item
+        else:
+            facts.append(item)
+    assert done is not None
+    return facts, done
+
+
+def _map(pool: ProcessPoolExecutor | None, tasks: list[tuple]) -> Iterator[tuple[list, TaskDone]]:
+    """Results in task order; in a pool when there is one and more than one task."""
+    if pool is None or len(tasks) < 2:
+        return map(_task, tasks)
+    return pool.map(_task, tasks)
+
+
+def workers(job: jobs.Job) -> int:
+    """``exec.workers`` for the local executor: 0 (the default) means 1, i.e. in this process."""
+    return max(1, job.cfg.exec.workers)
+
+
 def execute(job: jobs.Job) -> dict:
     cfg, run = job.cfg, job.run
     show = cfg.exec.progress
     parts: dict[str, PartInfo] = {}
     facts: list = []
-    for p in job.passes:
-        verdicts, table = decide(p.apply, facts, job) if p.apply is not None else ({}, None)
-        facts = []
-        bar = tqdm(total=len(job.splits), desc=f"pass {p.index} ({', '.join(p.stage_names) or 'read'})", unit="task", disable=not show)
-        for split in job.splits:
-            for item in run_task(p, run, split, source=job.recipe.source, prev=parts.get(split.name),
-                                 verdicts=verdicts.get(split.name), table=table, row_group_rows=cfg.output.row_group_rows,
-                                 shard_size=cfg.output.shard_size):
-                if isinstance(item, TaskDone):
-                    parts[split.name] = item.part
-                else:
-                    facts.append(item)
-            bar.update(1)
-        bar.close()
+    n = min(workers(job), len(job.splits))
+    # fork: workers inherit the loaded code (and a test's monkeypatches) and start in milliseconds
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(n, mp_context=ctx) if n > 1 else _no_pool() as pool:
+        for p in job.passes:
+            verdicts, table = decide(p.apply, facts, job) if p.apply is not None else ({}, None)
+            facts = []
+            tasks = [(p, run.root, s, job.recipe.source, parts.get(s.name), verdicts.get(s.name), table,
+                      cfg.output.row_group_rows, cfg.output.shard_size) for s in job.splits]
+            desc = f"pass {p.index} ({', '.join(p.stage_names) or 'read'})"
+            for task_facts, done in tqdm(_map(pool, tasks), total=len(tasks), desc=desc, unit="task", disable=not show):
+                parts[done.part.split.name] = done.part
+                facts.extend(task_facts)
     plans = plan_shards(list(parts.values()), cfg.output.shard_size, job.fingerprint, cfg.output.row_group_rows)
     infos = []
     for plan in tqdm(plans, desc="pack shards", unit="shard", disable=not show):
@@ -67,4 +97,12 @@ def execute(job: jobs.Job) -> dict:
         jobs.commit_pack_task(run, info, time.perf_counter() - t0)
         infos.append(info)
     manifest = write_manifest(run.root, infos, job.tokenized, job.manifest_extra())
-    return jobs.finish(job, manifest, executor="local")
+    return jobs.finish(job, manifest, executor="local" if n == 1 else f"local:{n}")
+
+
+class _no_pool:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -21,8 +21,9 @@ STAGE = "length"
 # (so a Japanese page is judged by its length and left to langid, not lost as "boilerplate").
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _CJK_RE = re.compile(f"[{_CJK}]")
-# A "word": a run of letters/digits that contains no CJK ideograph.
-_WORD_RE = re.compile(f"(?:(?![{_CJK}])[^\\W_])+")
+# A "word": a run of letters/digits that contains no CJK ideograph (word characters, minus "_"
+# and CJK, as one negated class: about twice as fast as a per-character lookahead).
+_WORD_RE = re.compile(f"[^\\W_{_CJK}]+")
 
 
 def cjk_count(text: str) -> int:
