@@ -2,7 +2,7 @@
 # Create a separate venv with datatrove (WARC reader + trafilatura extractor + Parquet writer)
 # for the datatrove baseline of bench/pipeline_throughput.py (see bench/datatrove_web.py).
 #
-#   bash bench/datatrove_setup.sh [VENV_DIR]      # default: $DT_VENV, else /work/dt-venv
+#   bash bench/datatrove_setup.sh [VENV_DIR]      # default: $DT_VENV, else dt-venv beside the repository
 #
 # Kept apart from SkyPile's venv because datatrove pins trafilatura<1.12 (SkyPile uses 2.x).
 # Idempotent: does nothing when the venv already has every pinned version.
@@ -13,7 +13,7 @@
 #   * lxml_html_clean: trafilatura 1.x needs lxml.html.clean, split out of lxml >= 5.2.
 set -euo pipefail
 
-VENV="${1:-${DT_VENV:-/work/dt-venv}}"
+VENV="${1:-${DT_VENV:-$(cd "$(dirname "$0")/../.." && pwd)/dt-venv}}"
 PYTHON="${PYTHON:-python3.11}"
 
 PINS=(

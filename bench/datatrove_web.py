@@ -2,7 +2,7 @@
 
 Run with the separate venv made by ``bench/datatrove_setup.sh`` (never SkyPile's):
 
-    /work/dt-venv/bin/python bench/datatrove_web.py --input a.warc.gz b.warc.gz \\
+    ../dt-venv/bin/python bench/datatrove_web.py --input a.warc.gz b.warc.gz \\
         --output /tmp/dt-out --workers 2
 
     WarcReader → Trafilatura → LocalLanguageFilter (en/zh, top-1 p ≥ 0.5)

@@ -1,6 +1,6 @@
 """Peak memory of whole runs (every process of the run, Beam workers included) on 1x and 4x the input.
 
-    python bench/pipeline_memory.py [--out bench/results/pipeline_memory.md] [--datatrove-python /work/dt-venv/bin/python]
+    python bench/pipeline_memory.py [--out bench/results/pipeline_memory.md] [--datatrove-python DT_VENV/bin/python]  (DT_VENV default: ../dt-venv, made by bench/datatrove_setup.sh)
 
 Measured with ``../shared/tools/peak-mem`` (peak PSS summed over the process
 tree, sampled every 0.2 s):
@@ -91,7 +91,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "pipeline_memory.md"))
     ap.add_argument("--tokenizer", default=default_tokenizer_path())
-    ap.add_argument("--datatrove-python", default="/work/dt-venv/bin/python")
+    ap.add_argument("--datatrove-python", default=os.environ.get("DT_VENV", str(REPO_ROOT.parent / "dt-venv")) + "/bin/python")
     ap.add_argument("--export-mb", type=int, default=200)
     args = ap.parse_args()
     if not Path(args.tokenizer).exists():

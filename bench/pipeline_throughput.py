@@ -1,7 +1,7 @@
 """Throughput of the web job on ~600 real pages, with baselines side by side.
 
     python bench/pipeline_throughput.py [--out bench/results/pipeline_throughput.md] \
-        [--datatrove-python /work/dt-venv/bin/python] [--repeat 2]
+        [--datatrove-python DT_VENV/bin/python]  (DT_VENV default: ../dt-venv, made by bench/datatrove_setup.sh) [--repeat 2]
 
 * read: ``skypile.readers.warc.read_warc`` vs warcio and bare FastWARC on the same WARC.gz;
 * per-stage in-process rates (extract, langid, lang_filter, length, tokenize);
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from skypile.config import default_tokenizer_path
+from skypile.data_paths import REPO_ROOT
 from skypile.document import Dropped
 from skypile.extractors.html import HtmlExtractor
 from skypile.filters.language import LanguageFilter, LanguageId
@@ -172,7 +173,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/pipeline_throughput.md")
     ap.add_argument("--tokenizer", default=default_tokenizer_path())
-    ap.add_argument("--datatrove-python", default="/work/dt-venv/bin/python")
+    ap.add_argument("--datatrove-python", default=os.environ.get("DT_VENV", str(REPO_ROOT.parent / "dt-venv")) + "/bin/python")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     if not Path(args.tokenizer).exists():
