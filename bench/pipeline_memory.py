@@ -21,7 +21,6 @@ under 1 GiB with 2 workers; export of 200 MB stays under 1 GiB.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import re

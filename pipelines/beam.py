@@ -17,22 +17,19 @@ the local job service) that return no metrics; Beam metrics (namespace
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from skypile import io
 from skypile.corpus import Decision
 from skypile.executor import job as jobs
-from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest, write_shard
+from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest
 from skypile.executor.rundir import RunDir
 from skypile.executor.tasks import TaskDone, run_task
 from skypile.stage import StageStats
@@ -158,9 +155,7 @@ class PackDoFn(beam.DoFn):
         self.rows = Metrics.counter(NAMESPACE, "write.kept")
 
     def process(self, plan: ShardPlan) -> Iterator[Any]:
-        t0 = time.perf_counter()
-        info, _ = write_shard(self.run, plan, self.tokenized, self.row_group_rows)
-        jobs.commit_pack_task(self.run, info, time.perf_counter() - t0)
+        info = jobs.pack_shard(self.run, plan, self.tokenized, self.row_group_rows)
         self.rows.inc(info.rows)
         yield info
 
@@ -235,14 +230,6 @@ def pipeline_options(cfg: Any, beam_args: Sequence[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def collect_counters(result: Any) -> dict[str, int]:
-    counters: dict[str, int] = {}
-    for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        value = c.committed if c.committed is not None else c.attempted
-        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
-    return counters
-
-
 class _TaskWatcher:
     """Progress from committed task files: works on every runner that shares the output's filesystem."""
 
@@ -292,10 +279,7 @@ def execute(job: jobs.Job, beam_args: Sequence[str] = ()) -> dict:
     p = beam.Pipeline(options=options)
     build(p, job)
     with _TaskWatcher(job, job.cfg.exec.progress):
-        result = p.run()
-        while not PipelineState.is_terminal(result.state):
-            time.sleep(2.0)
-        state = result.wait_until_finish()
+        state = p.run().wait_until_finish()
     if state != PipelineState.DONE:
         raise RuntimeError(f"the Beam job ended in state {state}")
     manifest = read_manifest(job.run.root)

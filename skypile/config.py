@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,8 +158,8 @@ def parse_size(value: Any) -> int:
     m = _SIZE_RE.match(str(value))
     if not m:
         raise ConfigError(f"not a size: {value!r} (e.g. 512MB, 64KB, 1GiB)")
-    unit = (m.group(2) or "").lower().removesuffix("b") if (m.group(2) or "").lower() != "b" else "b"
-    return int(float(m.group(1)) * _UNITS[unit])
+    unit = (m.group(2) or "").lower()
+    return int(float(m.group(1)) * _UNITS[unit if unit == "b" else unit.removesuffix("b")])
 
 
 def _coerce(value: Any, typ: Any, path: str) -> Any:
@@ -194,8 +193,6 @@ def _coerce(value: Any, typ: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(origin, type) and origin is types.UnionType:  # pragma: no cover - no unions yet
-        return value
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")

@@ -128,7 +128,7 @@ class StageStats:
         names += [s for s in self.order if s not in names]
         for stage in names:
             c = self.counts.get(stage, Counter())
-            drops = self.dropped(stage)
+            drops, changed = self.dropped(stage), self.changed(stage)
             dropped_total += sum(drops.values())
             secs = self.seconds.get(stage, 0.0)
             n_in = c.get("in", 0)
@@ -136,7 +136,7 @@ class StageStats:
                 "in": n_in,
                 "kept": c.get("kept", 0),
                 "dropped": drops,
-                **({"changed": self.changed(stage)} if self.changed(stage) else {}),
+                **({"changed": changed} if changed else {}),
                 "seconds": round(secs, 3),
                 "docs_per_s": round(n_in / secs, 1) if secs > 0 else None,
             }

@@ -17,7 +17,7 @@ from typing import Any
 
 from skypile import io
 from skypile.config import ConfigError, RunConfig
-from skypile.executor.pack import ShardInfo
+from skypile.executor.pack import ShardInfo, ShardPlan, write_shard
 from skypile.executor.plan import Pass, compile_passes
 from skypile.executor.rundir import OutputError, RunDir, fingerprint, merge_stats
 from skypile.readers.sources import InputError, Split, expand_inputs, file_identity
@@ -120,25 +120,22 @@ def write_fitted(run: RunDir, stage: str, table: Any) -> None:
     io.atomic_write_text(run.fitted_uri(stage), json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
-def pack_stats(rows: int, seconds: float) -> StageStats:
+def pack_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> ShardInfo:
+    """One packing task (either executor): write or reuse the shard, and commit its stats as data."""
+    t0 = time.perf_counter()
+    info = write_shard(run, plan, tokenized, row_group_rows)
     stats = StageStats()
-    stats.add("write", "kept", rows)
-    stats.add_time("write", seconds)
-    return stats
-
-
-def commit_pack_task(run: RunDir, shard: ShardInfo, seconds: float) -> None:
-    io.atomic_write_text(run.pack_task_uri(shard.path), json.dumps(pack_stats(shard.rows, seconds).to_json()) + "\n")
+    stats.add("write", "kept", info.rows)
+    stats.add_time("write", time.perf_counter() - t0)
+    io.atomic_write_text(run.pack_task_uri(info.path), json.dumps(stats.to_json()) + "\n")
+    return info
 
 
 def finish(job: Job, manifest: dict, executor: str) -> dict:
     """Merge every task's stats into ``stats.json``; remove ``_work`` unless kept."""
     run = job.run
     parts = [run.task_stats(p.index, s.name) for p in job.passes for s in job.splits]
-    packs = []
-    for shard in manifest["shards"]:
-        uri = run.pack_task_uri(shard["path"])
-        packs.append(StageStats.from_json(json.loads(io.read_bytes(uri))) if io.exists(uri) else pack_stats(shard["rows"], 0.0))
+    packs = [run.pack_stats(shard["path"]) for shard in manifest["shards"]]
     stats = merge_stats([*parts, *packs])
     report = stats.to_dict(job.recipe.source.name, manifest["rows"], order=job.recipe.stage_names)
     report.update(

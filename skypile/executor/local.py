@@ -11,8 +11,8 @@ stages' decisions), each holding one task's row group at a time.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterator
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from skypile.corpus import MemColl
 from skypile.executor import job as jobs
-from skypile.executor.pack import plan_shards, write_manifest, write_shard
+from skypile.executor.pack import plan_shards, write_manifest
 from skypile.executor.rundir import PartInfo, RunDir
 from skypile.executor.tasks import TaskDone, run_task
 
@@ -79,7 +79,7 @@ def execute(job: jobs.Job) -> dict:
     n = min(workers(job), len(job.splits))
     # fork: workers inherit the loaded code (and a test's monkeypatches) and start in milliseconds
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(n, mp_context=ctx) if n > 1 else _no_pool() as pool:
+    with ProcessPoolExecutor(n, mp_context=ctx) if n > 1 else contextlib.nullcontext() as pool:
         for p in job.passes:
             verdicts, table = decide(p.apply, facts, job) if p.apply is not None else ({}, None)
             facts = []
@@ -90,19 +90,7 @@ def execute(job: jobs.Job) -> dict:
                 parts[done.part.split.name] = done.part
                 facts.extend(task_facts)
     plans = plan_shards(list(parts.values()), cfg.output.shard_size, job.fingerprint, cfg.output.row_group_rows)
-    infos = []
-    for plan in tqdm(plans, desc="pack shards", unit="shard", disable=not show):
-        t0 = time.perf_counter()
-        info, _ = write_shard(run, plan, job.tokenized, cfg.output.row_group_rows)
-        jobs.commit_pack_task(run, info, time.perf_counter() - t0)
-        infos.append(info)
+    infos = [jobs.pack_shard(run, plan, job.tokenized, cfg.output.row_group_rows)
+             for plan in tqdm(plans, desc="pack shards", unit="shard", disable=not show)]
     manifest = write_manifest(run.root, infos, job.tokenized, job.manifest_extra())
     return jobs.finish(job, manifest, executor="local" if n == 1 else f"local:{n}")
-
-
-class _no_pool:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

@@ -115,30 +115,35 @@ def _slices(run: RunDir, rel: str, start: int, end: int) -> Iterator[pa.Table]:
                 break
 
 
-def _existing(run: RunDir, plan: ShardPlan) -> ShardInfo | None:
+def describe_shard(root: str, rel: str) -> ShardInfo:
+    """Rows, tokens, size and sha256 of a finished shard file ``root/rel``."""
+    uri = io.join(root, rel)
+    fs, path = io.filesystem_and_path(uri)
+    with fs.open_input_file(path) as f:
+        pf = pq.ParquetFile(f)
+        rows = pf.metadata.num_rows
+        tokens = int(pc.sum(pf.read(columns=["n_tokens"]).column(0)).as_py() or 0) if "n_tokens" in pf.schema_arrow.names else 0
+    return ShardInfo(rel, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
+
+
+def _is_complete(run: RunDir, plan: ShardPlan) -> bool:
+    """The shard exists and its footer says it holds exactly this plan's rows, for this run."""
     uri = run.uri(plan.name)
     if not io.exists(uri):
-        return None
+        return False
     fs, path = io.filesystem_and_path(uri)
     try:
         with fs.open_input_file(path) as f:
-            pf = pq.ParquetFile(f)
-            meta = pf.schema_arrow.metadata or {}
-            if meta.get(_META_KEY, b"").decode() != plan.identity():
-                return None
-            rows = pf.metadata.num_rows
-            tokens = int(pc.sum(pf.read(columns=["n_tokens"]).column(0)).as_py() or 0) if "n_tokens" in pf.schema_arrow.names else 0
+            meta = pq.ParquetFile(f).schema_arrow.metadata or {}
     except Exception:  # noqa: BLE001 - unreadable: rewrite it
-        return None
-    info = fs.get_file_info(path)
-    return ShardInfo(plan.name, rows, tokens, info.size, io.sha256_of(uri))
+        return False
+    return meta.get(_META_KEY, b"").decode() == plan.identity()
 
 
-def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> tuple[ShardInfo, bool]:
-    """Write one planned shard (or reuse it when complete); returns ``(info, reused)``."""
-    existing = _existing(run, plan)
-    if existing is not None:
-        return existing, True
+def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> ShardInfo:
+    """Write one planned shard, or reuse it when a complete one of the same plan is there."""
+    if _is_complete(run, plan):
+        return describe_shard(run.root, plan.name)
     base = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
     schema = base.with_metadata({**(base.metadata or {}), _META_KEY: plan.identity().encode()})
     uri = run.uri(plan.name)
@@ -152,7 +157,7 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
             table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
             cut = pending_rows if final else (pending_rows // row_group_rows) * row_group_rows
             if cut:
-                writer.write_table(table.slice(0, cut).cast(schema), row_group_size=row_group_rows)
+                writer.write_table(table.slice(0, cut), row_group_size=row_group_rows)
             rest = table.slice(cut)
             pending, pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
 
@@ -168,7 +173,7 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
         if pending_rows:
             flush(final=True)
     fs, path = io.filesystem_and_path(uri)
-    return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri)), False
+    return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
 
 
 def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: dict) -> dict:

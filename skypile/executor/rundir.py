@@ -56,14 +56,13 @@ class PartInfo:
     path: str  # relative to the run directory
     rows: int
     row_groups: list[tuple[int, int]]
-    tokens: int = 0
 
     def to_json(self) -> dict:
         return {**asdict(self), "split": asdict(self.split), "row_groups": [list(rg) for rg in self.row_groups]}
 
     @classmethod
     def from_json(cls, d: dict) -> "PartInfo":
-        return cls(Split(**d["split"]), d["path"], d["rows"], [tuple(rg) for rg in d["row_groups"]], d.get("tokens", 0))
+        return cls(Split(**d["split"]), d["path"], d["rows"], [tuple(rg) for rg in d["row_groups"]])
 
 
 def fingerprint(config: dict, inputs: list[dict], extra: dict | None = None) -> str:
@@ -116,6 +115,9 @@ class RunDir:
             raise RuntimeError(f"task p{pass_index}/{split} has no committed stats: the run did not finish")
         return loaded[0]
 
+    def pack_stats(self, shard_name: str) -> StageStats:
+        return StageStats.from_json(json.loads(io.read_bytes(self.pack_task_uri(shard_name))))
+
     @contextlib.contextmanager
     def facts_writer(self, pass_index: int, split: str) -> Iterator["FactsWriter"]:
         with io.atomic_output(self.facts_uri(pass_index, split)) as out:
@@ -124,18 +126,15 @@ class RunDir:
             w.flush()
 
     def read_facts(self, pass_index: int, split: str) -> Iterator[Any]:
+        """A committed task's facts, a pickled chunk at a time (never the whole file in memory)."""
         fs, path = io.filesystem_and_path(self.facts_uri(pass_index, split))
         with fs.open_input_stream(path, compression=None) as f:
-            data = f.read()
-        import io as pyio
-
-        buf = pyio.BytesIO(data)
-        while True:
-            try:
-                chunk = pickle.load(buf)
-            except EOFError:
-                return
-            yield from chunk
+            while True:
+                try:
+                    chunk = pickle.load(f)
+                except EOFError:
+                    return
+                yield from chunk
 
     # --- ownership ----------------------------------------------------------------------
     def _read_json(self, *parts: str) -> dict | None:

@@ -30,7 +30,7 @@ from skypile.document import DOCUMENT_SCHEMA, SHARD_SCHEMA, Document, Dropped, d
 from skypile.executor.plan import Pass
 from skypile.executor.rundir import PartInfo, RunDir
 from skypile.readers.sources import Split
-from skypile.stage import StageStats
+from skypile.stage import StageStats, drop
 
 log = logging.getLogger(__name__)
 READ_BATCH_ROWS = 256
@@ -44,7 +44,6 @@ class TaskDone:
 
     part: PartInfo
     stats: StageStats
-    reused: bool = False
 
 
 class PartWriter:
@@ -59,7 +58,6 @@ class PartWriter:
         self.buf: list[Document] = []
         self.buf_bytes = 0
         self.rows = 0
-        self.tokens = 0
 
     def write(self, doc: Document) -> int:
         """Buffer ``doc``; returns its row index in the file.
@@ -80,8 +78,6 @@ class PartWriter:
 
     def _flush(self) -> None:
         if self.buf:
-            if self.tokenized:
-                self.tokens += sum(len(d.tokens or ()) for d in self.buf)
             self.writer.write_table(documents_to_table(self.buf, with_tokens=self.tokenized), row_group_size=len(self.buf))
             self.buf, self.buf_bytes = [], 0
 
@@ -125,6 +121,10 @@ class _Task:
             self.dead = self.outputs.enter_context(io.atomic_output(self.run.dropped_uri(self.pass_.index, self.split.name)))
         self.dead.write((json.dumps(d.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "replace"))
 
+    def _error(self, stage: str, doc: Any, exc: Exception) -> Dropped:
+        log.warning("stage %s failed on %s: %r", stage, getattr(doc, "id", "?"), exc)
+        return drop(stage, "stage_error", doc, f"{type(exc).__name__}: {exc}")
+
     def _step(self, stage: Any, fn: Callable[[], Any], doc: Any) -> Any:
         """Run one stage on one item: count, time, and turn an exception into a dead letter.
 
@@ -137,9 +137,7 @@ class _Task:
         try:
             out = fn()
         except Exception as exc:  # noqa: BLE001 - one bad document must not end the task
-            log.warning("stage %s failed on %s: %r", name, getattr(doc, "id", "?"), exc)
-            out = Dropped(stage=name, reason="stage_error", id=str(getattr(doc, "id", "")), url=str(getattr(doc, "url", "")),
-                          detail=f"{type(exc).__name__}: {exc}"[:500])
+            out = self._error(name, doc, exc)
         self.stats.add_time(name, time.perf_counter() - t0)
         drain = getattr(stage, "drain_changes", None)
         if drain is not None:
@@ -157,9 +155,8 @@ class _Task:
         try:
             return list(stage.facts(doc, ref))
         except Exception as exc:  # noqa: BLE001
-            log.warning("facts of %s failed on %s: %r", stage.name, doc.id, exc)
             self.stats.record_in(stage.name)
-            self._drop(Dropped(stage=stage.name, reason="stage_error", id=doc.id, url=doc.url, detail=f"{type(exc).__name__}: {exc}"[:500]))
+            self._drop(self._error(stage.name, doc, exc))
             return None
         finally:
             self.stats.add_time(stage.name, time.perf_counter() - t0)
@@ -196,7 +193,6 @@ class _Task:
         p, run, split = self.pass_, self.run, self.split
         rel = run.part_rel(p.index, split.name)
         facts_for = p.facts_for
-        n = 0
         with contextlib.ExitStack() as self.outputs:
             part_out = self.outputs.enter_context(io.atomic_output(run.uri(rel)))
             facts = self.outputs.enter_context(run.facts_writer(p.index, split.name)) if facts_for is not None else None
@@ -218,12 +214,11 @@ class _Task:
                     for fact in doc_facts:
                         facts.add(fact)
                         yield fact
-                n += 1
-                if self.progress is not None and n % PROGRESS_EVERY == 0:
+                if self.progress is not None and (row + 1) % PROGRESS_EVERY == 0:
                     self.progress(self.stats)
             row_groups = writer.close()
             n_facts = facts.count if facts is not None else 0
-        part = PartInfo(split, rel, writer.rows, row_groups, writer.tokens)
+        part = PartInfo(split, rel, writer.rows, row_groups)
         run.commit_task(p.index, split.name, self.stats, part, n_facts)
         if self.progress is not None:
             self.progress(self.stats)
@@ -255,6 +250,6 @@ def run_task(
             yield from run.read_facts(pass_.index, split.name)
         if progress is not None:
             progress(stats)
-        yield TaskDone(part, stats, reused=True)
+        yield TaskDone(part, stats)
         return
     yield from _Task(pass_, run, split, progress).execute(source, prev, verdicts or {}, table, row_group_rows, shard_size)

@@ -59,14 +59,14 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
 
 
 def _expand_uri(pattern: str) -> list[str]:
-    fs, path = pafs.FileSystem.from_uri(pattern.split("*", 1)[0].split("?", 1)[0] if _has_glob(pattern) else pattern)
-    scheme = pattern.split("://", 1)[0]
-    if not _has_glob(pattern):
-        info = fs.get_file_info(path)
-        return [pattern] if info.type == pafs.FileType.File else []
-    base = pattern.split("://", 1)[1]
-    root = base[: min(i for i in (base.find("*"), base.find("?"), base.find("[")) if i >= 0)].rsplit("/", 1)[0]
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    """Object-store files matching ``pattern``: list below its last glob-free folder, then match."""
+    scheme, base = pattern.split("://", 1)
+    if not _has_glob(base):
+        fs, path = pafs.FileSystem.from_uri(pattern)
+        return [pattern] if fs.get_file_info(path).type == pafs.FileType.File else []
+    root = base[: min(base.find(c) for c in "*?[" if c in base)].rsplit("/", 1)[0]
+    fs, path = pafs.FileSystem.from_uri(f"{scheme}://{root}")
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     glob_pat = base.replace("**/", "*")
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, glob_pat))
 

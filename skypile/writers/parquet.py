@@ -14,7 +14,7 @@ from typing import Iterable
 
 from skypile import io
 from skypile.document import Document
-from skypile.executor.pack import ShardInfo, read_manifest, shard_name
+from skypile.executor.pack import ShardInfo, describe_shard, read_manifest, shard_name
 from skypile.executor.pack import write_manifest as _write_manifest
 from skypile.executor.tasks import PartWriter
 
@@ -38,20 +38,12 @@ def write_shard(
     """Write one shard (rows sorted by id) atomically; an existing one is reused unless ``overwrite``."""
     rel = shard_name(index, num_shards)
     uri = io.join(output_dir, rel)
-    fs, path = io.filesystem_and_path(uri)
     if overwrite or not io.exists(uri):
         with io.atomic_output(uri) as out, PartWriter(out, tokenized=True, row_group_rows=row_group_rows) as writer:
             for doc in sorted(docs, key=lambda d: d.id):
                 writer.write(doc)
             writer.close()
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    with fs.open_input_file(path) as f:
-        pf = pq.ParquetFile(f)
-        rows = pf.metadata.num_rows
-        tokens = int(pc.sum(pf.read(columns=["n_tokens"]).column(0)).as_py() or 0)
-    return ShardInfo(rel, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
+    return describe_shard(output_dir, rel)
 
 
 def write_manifest(output_dir: str, shards: Iterable[ShardInfo], tokenizer: dict | None = None) -> dict:
