@@ -23,8 +23,7 @@ else
 fi
 
 echo "== 3/4 web job (DirectRunner, multi-processing)"
-# small shards so the trainer has several to spread over readers; a real run keeps the ~512MB default
-skypile run --input "$INPUT" --output "$OUT/web" --shard-size 64KB --overwrite
+skypile run --input "$INPUT" --output "$OUT/web" --overwrite  # ~512 MB shards: one here
 
 echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
 # Held-out validation per domain (when the shared data is there): the losses to read, since a
