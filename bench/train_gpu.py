@@ -11,10 +11,12 @@ but torch and this repository (no data, no tokenizer, no network, no flash_attn)
     python bench/train_gpu.py --config tiny --seq-len 128 --batch-size 2 --steps 3 --device cpu   # CPU smoke test
 
 MFU = tokens/s x FLOPs/token / peak, with FLOPs/token = 6N + 12*L*H*Q*T
-(``trainer/model.py``; N excludes the embedding table) and peak = 989 TFLOP/s,
-the H100 SXM dense bf16 figure (also used for H200, which has the same
-compute).  On CUDA with attention=sdpa the flash kernel is forced, so the
-measured path is SDPA's FlashAttention kernel (or flash_attn when installed).
+(``trainer/model.py``; N excludes the embedding table) and the peak by device
+(``model.peak_tflops_for``: A100/A800 312, H100 SXM / H200 989 dense bf16;
+``--peak-tflops`` overrides).  On CUDA with attention=sdpa one SDPA kernel is
+forced (``--sdpa-backend``, cuDNN by default); flash_attn is used when installed
+and ``--attention auto``.  One device means nothing to shard, so FSDP2 keeps
+parameters gathered (``reshard_after_forward=False``, the trainer's ``auto``).
 Results print as one JSON object and are written to ``--out`` (default
 ``$OUT/train_gpu-<config>.json`` when ``$OUT`` is set, else ``bench/results/``).
 """
@@ -68,12 +70,12 @@ def init_group(device: str) -> torch.device:
 
 
 def build(cfg, dev: torch.device, args):
-    from torch.distributed.device_mesh import init_device_mesh
-
     model = M.build_model(cfg.model, "meta")
-    mesh = init_device_mesh(dev.type, (1,))
+    mesh = P.build_mesh(dev.type, 1)
     P.parallelize(model, mesh, param_dtype=args.dtype, reduce_dtype="float32",
-                  activation_checkpointing=args.ac, compile=args.compile)
+                  activation_checkpointing=args.ac, ac_mode=args.ac_mode, compile=args.compile,
+                  reshard_after_forward=args.reshard_after_forward)
+    args.reshard_resolved = P.resolve_reshard(args.reshard_after_forward, mesh)
     model.to_empty(device=dev)
     model.init_weights(0)
     attn = model.set_attention(args.attention)
@@ -142,13 +144,14 @@ def run(cfg, dev, args, batch_size: int) -> dict:
     result = {
         "tokens_per_s": tps,
         "tflops": tps * fpt / 1e12,
-        "mfu": tps * fpt / (args.peak_tflops * 1e12),
+        "mfu": tps * fpt / (args.peak_tflops * 1e12) if args.peak_tflops else None,
         "step_time_s": elapsed / args.steps,
         "step_time_median_s": sorted(times)[len(times) // 2] if times else None,
         "warmup_s": warmup_s,
         "flops_per_token": fpt,
         "final_loss": final_loss,
         "batch_size": batch_size,
+        "reshard_after_forward_resolved": args.reshard_resolved,
         "attention": attn if attn != "sdpa" or dev.type != "cuda" else f"sdpa[{args.sdpa_backend}]",
     }
     if dev.type == "cuda":
@@ -161,17 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="1b")
     ap.add_argument("--seq-len", type=int, default=4096)
-    ap.add_argument("--batch-size", type=int, default=4, help="micro batch; halved on OOM down to 1")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="micro batch; halved on OOM down to 1 (0: 8 on cards with >= 120 GiB, else 4)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps (compilation happens here)")
     ap.add_argument("--compile", action="store_true", help="torch.compile each block")
-    ap.add_argument("--ac", action="store_true", help="full activation checkpointing")
+    ap.add_argument("--ac", action="store_true", help="activation checkpointing (see --ac-mode)")
+    ap.add_argument("--ac-mode", default="full", help="full | every:K | op (selective)")
+    ap.add_argument("--reshard-after-forward", default="auto", help="auto (False on one device) | true | false")
     ap.add_argument("--dtype", default="bfloat16", help="FSDP2 param (compute) dtype")
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     ap.add_argument("--attention", default="auto", choices=M.ATTENTION_BACKENDS)
-    ap.add_argument("--sdpa-backend", default="flash", choices=["flash", "cudnn", "efficient", "auto"],
+    ap.add_argument("--sdpa-backend", default="cudnn", choices=["flash", "cudnn", "efficient", "auto"],
                     help="SDPA kernel forced on CUDA (auto: let torch pick)")
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak per device (H100/H200 SXM)")
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="dense bf16 peak per device; 0: by device name (A100/A800 312, H100/H200 989)")
     ap.add_argument("--sync-each-step", action="store_true", help="also time every step (adds a sync per step)")
     ap.add_argument("--out", help="JSON result path")
     ap.add_argument("--tag", default="", help="free text stored with the result")
@@ -184,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seq_len > cfg.model.max_seq_len:
         cfg.model.max_seq_len = args.seq_len
     dev = init_group(args.device)
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    # bf16 compute; the few fp32 matmuls may use TF32 (the current API: allow_tf32 is deprecated).
+    if dev.type == "cuda" and hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else None
+    args.peak_tflops = M.peak_tflops_for(name, args.peak_tflops) or 0.0
+    total_gib = torch.cuda.get_device_properties(dev).total_memory / 2**30 if dev.type == "cuda" else 0.0
+    if args.batch_size <= 0:
+        args.batch_size = 8 if total_gib >= 120 else 4
 
     info = {
         "benchmark": "train_gpu",
@@ -198,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": args.dtype,
         "compile": args.compile,
         "activation_checkpointing": args.ac,
-        "peak_tflops": args.peak_tflops,
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "ac_mode": args.ac_mode if args.ac else None,
+        "reshard_after_forward": args.reshard_after_forward,
+        "sdpa_backend": args.sdpa_backend,
+        "micro_batch_requested": args.batch_size,
+        "peak_tflops": args.peak_tflops or None,
+        "device": name or platform.processor() or "cpu",
+        "device_memory_gib": round(total_gib, 1),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "flash_attn_installed": M.flash_attn_available(),
@@ -222,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     info.update(result, oom_batch_sizes=oom)
     text = json.dumps(info, indent=2)
     print(text)
+    mfu = f"MFU {100 * info['mfu']:.1f}% of {args.peak_tflops:.0f}" if info["mfu"] is not None else "MFU n/a"
     print(f"RESULT {info['device']} {args.config} seq={args.seq_len} batch={info['batch_size']} "
           f"compile={args.compile} attention={info['attention']}: {info['tokens_per_s']:.0f} tokens/s, "
-          f"{info['tflops']:.1f} TFLOP/s, MFU {100 * info['mfu']:.1f}% of {args.peak_tflops:.0f}", flush=True)
+          f"{info['tflops']:.1f} TFLOP/s, {mfu}", flush=True)
 
     out = args.out
     if not out:

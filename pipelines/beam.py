@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from skypile import io
-from skypile.corpus import Decision
+from skypile.corpus import REPORT_FIELDS, Decision, explode
 from skypile.executor import job as jobs
 from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest
 from skypile.executor.rundir import RunDir
@@ -147,15 +147,15 @@ class PassDoFn(beam.DoFn):
 
 
 class PackDoFn(beam.DoFn):
-    def __init__(self, root: str, tokenized: bool, row_group_rows: int):
-        self.root, self.tokenized, self.row_group_rows = root, tokenized, row_group_rows
+    def __init__(self, root: str, tokenized: bool, row_group_rows: int, token_type: str = "uint16"):
+        self.root, self.tokenized, self.row_group_rows, self.token_type = root, tokenized, row_group_rows, token_type
 
     def setup(self) -> None:
         self.run = RunDir(self.root)
         self.rows = Metrics.counter(NAMESPACE, "write.kept")
 
     def process(self, plan: ShardPlan) -> Iterator[Any]:
-        info = jobs.pack_shard(self.run, plan, self.tokenized, self.row_group_rows)
+        info = jobs.pack_shard(self.run, plan, self.tokenized, self.row_group_rows, self.token_type)
         self.rows.inc(info.rows)
         yield info
 
@@ -175,6 +175,17 @@ def _write_fitted(table: Any, root: str, stage: str) -> None:
     jobs.write_fitted(RunDir(root), stage, table)
 
 
+def _write_report(rows: beam.PCollection, root: str, stage: str) -> None:
+    """``DIR/reports/<stage>.parquet``, as the local executor writes it (one file; rows are ids, not documents)."""
+    path = RunDir(root).report_uri(stage)
+    _ = (
+        rows
+        | f"{stage}/report_rows" >> beam.Map(lambda row: dict(zip(REPORT_FIELDS, row)))
+        | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), jobs.REPORT_SCHEMA, file_name_suffix=".parquet",
+                                                           num_shards=1, shard_name_template="")
+    )
+
+
 def build(p: beam.Pipeline, job: jobs.Job) -> None:
     cfg, root = job.cfg, job.run.root
     rg = cfg.output.row_group_rows
@@ -188,7 +199,10 @@ def build(p: beam.Pipeline, job: jobs.Job) -> None:
                 table_pc = p | f"{name}/reused_table" >> beam.Create([job.fitted[name]])
                 decision = Decision(table=BeamColl(table_pc, _Labels(name)))
             else:
-                decision = pass_.apply.decide(BeamColl(facts, _Labels(f"{name}/decide")))
+                # a document's packed facts (KeyedFacts) become one element per key before any shuffle
+                decision = pass_.apply.decide(BeamColl(facts | f"{name}/explode_facts" >> beam.FlatMap(explode), _Labels(f"{name}/decide")))
+                if decision.report is not None:
+                    _write_report(decision.report.pcoll, root, name)
             keyed = {"part": parts | f"{name}/parts_by_split" >> beam.Map(lambda part: (part.split.name, part))}
             if decision.verdicts is not None:
                 keyed["verdicts"] = decision.verdicts.pcoll | f"{name}/verdicts_by_split" >> beam.Map(_route)
@@ -199,17 +213,18 @@ def build(p: beam.Pipeline, job: jobs.Job) -> None:
         out = elements | f"pass{pass_.index}" >> beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side).with_outputs(FACTS, main="parts")
         parts, facts = out.parts, out[FACTS]
     fp, shard_size, tokenized, extra = job.fingerprint, cfg.output.shard_size, job.tokenized, job.manifest_extra()
+    token_type = job.token_type
     infos = (
         parts
         | "pack/collect_parts" >> beam.combiners.ToList()
         | "pack/plan" >> beam.FlatMap(lambda ps: plan_shards(ps, shard_size, fp, rg))
         | "pack/spread" >> beam.Reshuffle()
-        | "pack/write" >> beam.ParDo(PackDoFn(root, tokenized, rg))
+        | "pack/write" >> beam.ParDo(PackDoFn(root, tokenized, rg, token_type))
     )
     _ = (
         infos
         | "manifest/collect" >> beam.combiners.ToList()
-        | "manifest/write" >> beam.Map(lambda shards: write_manifest(root, shards, tokenized, extra))
+        | "manifest/write" >> beam.Map(lambda shards: write_manifest(root, shards, tokenized, extra, token_type))
     )
 
 

@@ -10,8 +10,16 @@ OUT=${OUT:-runs/quickstart}
 SHARED=${SKYPILE_SHARED_DATA:-../shared/data}
 mkdir -p "$OUT"
 
-echo "== 1/4 models: build from data (tokenizer)"
-skypile models build
+STEPS=()
+if [ -d "$SHARED/wiki" ]; then
+  echo "== 1/4 models: build from data (tokenizer, KenLM en/zh, Wikipedia-reference classifier, bucket thresholds)"
+  skypile models build
+else
+  # the quality models are trained on Wikipedia text: without the shared data, the web job runs without them
+  echo "== 1/4 models: build from data (tokenizer; no shared data, so no quality models)"
+  skypile models build --only tokenizer
+  STEPS=(--set "steps=[extract,langid,lang_filter,length,unique_ids,exact_dedup,segments,near_dedup,tokenize]")
+fi
 
 echo "== 2/4 input"
 if [ -d "$SHARED/warc" ]; then
@@ -23,7 +31,7 @@ else
 fi
 
 echo "== 3/4 web job (DirectRunner, multi-processing)"
-skypile run --input "$INPUT" --output "$OUT/web" --overwrite  # ~512 MB shards: one here
+skypile run --input "$INPUT" --output "$OUT/web" --overwrite "${STEPS[@]}"  # ~512 MB shards: one here
 
 echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
 # Held-out validation per domain (when the shared data is there): the losses to read, since a

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skypile.data_paths import models_build_dir
+from skypile.extractors.blocks import BlockRules
 from skypile.extractors.lines import LineFilter
+from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
 
 MB = 1000 * 1000
 
@@ -48,14 +50,24 @@ class InputConfig:
 
 @dataclass
 class ExtractConfig:
-    """Stage ``extract``: trafilatura + the Skywork line cleanup."""
+    """Stage ``extract``: trafilatura, block rules on its output tree, the Skywork line cleanup."""
 
     max_page_bytes: int = 10 << 20
     include_tables: bool = True
-    include_comments: bool = False
-    fast: bool = False  # skip trafilatura's fallback extractors
+    include_comments: bool = False  # true: comments on every page (else as en/zh say)
+    fast: bool = False  # true: skip trafilatura's fallback extractors on every page (else as en/zh say)
     line_cleanup: bool = True
     lines: LineFilter = field(default_factory=LineFilter)  # the cleanup's thresholds
+    block_rules: bool = True
+    blocks: BlockRules = field(default_factory=BlockRules)  # rules on trafilatura's output tree
+    en: TrafilaturaSwitches = field(default_factory=lambda: DEFAULT_EN)  # trafilatura switches, non-Chinese pages
+    zh: TrafilaturaSwitches = field(default_factory=lambda: DEFAULT_ZH)  # ... Chinese pages
+    precision_retry_units: int = 100  # a favor_precision result this small is extracted again without it
+    timeout_s: float = 15.0  # per page, enforced in a helper process (extract_timeout); 0 = unbounded, in process
+    max_memory_mb: int = 0  # address-space cap of that helper process (a page over it: a counted drop); 0 = none
+    max_depth: int = 1000  # deeper trees are dropped (too_deep); libxml2 loses text past 2048
+    max_elements: int = 100_000  # larger trees are dropped (too_complex)
+    max_row_cells: int = 2000  # a table row with more cells drops the page (too_complex)
 
 
 @dataclass
@@ -86,6 +98,43 @@ class ExactDedupConfig:
 
 
 @dataclass
+class SegmentsConfig:
+    """Corpus stage ``segments``: lines (CCNet-normalized) found in at least ``min_docs`` documents are removed."""
+
+    min_docs: int = 10  # an absolute count over the run's documents
+    min_chars: int = 0  # shorter normalized lines are never counted nor removed
+
+
+@dataclass
+class NearDedupConfig:
+    """Corpus stage ``near_dedup``: MinHash LSH over word (en) / character (zh) n-grams, one survivor per cluster."""
+
+    threshold: float = 0.5  # target Jaccard similarity of shingle sets; bands/rows chosen for it
+    num_perm: int = 128
+    bands: int = 0  # 0 and rows 0: chosen from threshold (skypile.dedup.minhash.optimal_bands)
+    rows: int = 0
+    word_ngram: int = 5
+    char_ngram: int = 5
+    seed: int = 1
+    rounds: int = 6  # connected-components rounds (each a few shuffles); unconverged clusters keep extra survivors
+
+
+@dataclass
+class SemanticDedupConfig:
+    """Corpus stage ``semantic_dedup`` (SemDeDup): embed, k-means on a sample, drop close pairs within a cluster."""
+
+    encoder: str = "hashing"  # hashing (no model) | fasttext (with model) | sentence-transformers:PATH (local, GPU)
+    model: str = ""  # the fastText model file for encoder=fasttext
+    threshold: float = 0.98  # cosine (of mean-centred vectors) at or above which a later document duplicates an earlier one
+    n_clusters: int = 64
+    sample_size: int = 20_000  # documents k-means is fitted on (the smallest hashes of their ids)
+    max_group: int = 4000  # a cluster is compared in id-ordered blocks of this many documents
+    dense_min_docs: int = 100  # clusters at least this large ...
+    dense_cos: float = 0.9  # ... and this tight (mean cosine to their centre) are flagged as semantic_dense
+    seed: int = 1
+
+
+@dataclass
 class BucketsConfig:
     """Corpus stage ``buckets``: head / middle / tail per language from percentiles of a metadata score."""
 
@@ -93,6 +142,59 @@ class BucketsConfig:
     higher_is_better: bool = True  # False for perplexity
     cuts: list[float] = field(default_factory=lambda: [30.0, 60.0])  # CCNet's percentiles
     keep: list[str] = field(default_factory=lambda: ["head", "middle"])
+
+
+@dataclass
+class PerplexityConfig:
+    """Stage ``perplexity``: CCNet document perplexity under a per-language KenLM 5-gram (``skypile models build``)."""
+
+    models: str = field(default_factory=lambda: str(models_build_dir() / "kenlm"))  # <lang>.arpa.bin + <lang>.sp.model
+    langs: list[str] = field(default_factory=lambda: ["en", "zh"])  # other languages get inf (tail bucket)
+
+
+@dataclass
+class RefProbConfig:
+    """Stage ``ref_prob``: probability that Wikipedia could cite the page (fastText classifier)."""
+
+    model: str = field(default_factory=lambda: str(models_build_dir() / "wikiref" / "wikiref.bin"))
+    max_chars: int = 10_000
+
+
+@dataclass
+class QualityBucketConfig:
+    """Stage ``quality_bucket``: head / middle / tail from thresholds stored by ``skypile models build``."""
+
+    reference: str = field(default_factory=lambda: str(models_build_dir() / "quality" / "thresholds.json"))
+    score: str = "perplexity"  # perplexity | ref_prob
+    cuts: list[float] = field(default_factory=lambda: [30.0, 60.0])  # whole percentiles (CCNet's 30/60)
+    keep: list[str] = field(default_factory=lambda: ["head", "middle"])
+
+
+@dataclass
+class CodeConfig:
+    """Recipe ``code``: source files read, ``code_lang`` (by extension), ``code_filter`` (RedPajama), ``code_cap``."""
+
+    languages: list[str] = field(default_factory=list)  # languages kept (empty: every one skypile.code.languages knows)
+    max_file_bytes: int = 1 * MB  # larger files are read drops (too_large)
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100.0
+    min_alnum_fraction: float = 0.25
+    min_alpha_per_token: float = 1.5  # alphabetic characters per token (words and runs of punctuation)
+    autogen_lines: int = 5  # look for "auto-generated"/"do not edit" markers in this many first lines (0: off)
+    markup_languages: list[str] = field(default_factory=lambda: ["json", "xml", "yaml", "html"])
+    max_markup_share: float = 0.05  # of the kept code tokens (code_cap)
+
+
+@dataclass
+class ParallelConfig:
+    """Recipe ``parallel``: en–zh pairs read, ``pair_filter`` checks each pair, ``exact_dedup`` drops repeats."""
+
+    zh_column: str = ""  # CSV/TSV header name or 0-based index, JSONL field; "" = detect (CSV) or "zh" (JSONL)
+    en_column: str = ""
+    min_lang_score: float = 0.3  # lid.176 probability of en / zh per side
+    min_han_share: float = 0.6  # a Chinese side this Han-written (no kana/hangul) passes on its script
+    min_length_ratio: float = 0.8  # English characters per Chinese character (spaces not counted)
+    max_length_ratio: float = 8.0
 
 
 @dataclass
@@ -129,7 +231,15 @@ class RunConfig:
     lang_filter: LangFilterConfig = field(default_factory=LangFilterConfig)
     length: LengthConfig = field(default_factory=LengthConfig)
     exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
+    semantic_dedup: SemanticDedupConfig = field(default_factory=SemanticDedupConfig)
     buckets: BucketsConfig = field(default_factory=BucketsConfig)
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    ref_prob: RefProbConfig = field(default_factory=RefProbConfig)
+    quality_bucket: QualityBucketConfig = field(default_factory=QualityBucketConfig)
+    code: CodeConfig = field(default_factory=CodeConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     exec: ExecConfig = field(default_factory=ExecConfig)

@@ -16,7 +16,11 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-SCHEMA_VERSION = 2  # 2: metadata.bucket
+# 2: metadata.bucket.  3: tokens are list<uint16> when the vocabulary has at most 65,536 pieces
+# (list<uint32> above; readers accept both), and metadata.perplexity / metadata.ref_prob.
+SCHEMA_VERSION = 3
+UINT16_VOCAB = 65_536  # ids 0..65535 fit two bytes
+TOKEN_TYPES = {"uint16": pa.uint16(), "uint32": pa.uint32()}
 
 
 @dataclass(slots=True)
@@ -31,6 +35,8 @@ class DocMetadata:
     n_chars: int = 0
     source_path: str = ""  # input file the record came from
     bucket: str = ""  # quality bucket (head / middle / tail) from a percentile stage
+    perplexity: float = 0.0  # KenLM (CCNet) document perplexity; 0 = not scored, inf = unscorable
+    ref_prob: float = 0.0  # probability the page could be cited by Wikipedia (fastText classifier)
 
 
 @dataclass(slots=True)
@@ -85,6 +91,8 @@ METADATA_TYPE = pa.struct(
         pa.field("n_chars", pa.int64()),
         pa.field("source_path", pa.string()),
         pa.field("bucket", pa.string()),
+        pa.field("perplexity", pa.float64()),
+        pa.field("ref_prob", pa.float64()),
     ]
 )
 
@@ -100,10 +108,22 @@ DOCUMENT_SCHEMA = pa.schema(
     metadata={"skypile.schema_version": str(SCHEMA_VERSION)},
 )
 
-# Tokenized shards add the token ids; n_tokens lets readers plan without decoding lists.
-SHARD_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("tokens", pa.list_(pa.int32()), nullable=False)).append(
-    pa.field("n_tokens", pa.int32(), nullable=False)
-)
+
+def token_type_for(vocab_size: int) -> str:
+    """The narrowest id type for a vocabulary: ``uint16`` up to 65,536 pieces, ``uint32`` above."""
+    return "uint16" if vocab_size <= UINT16_VOCAB else "uint32"
+
+
+def shard_schema(token_type: str = "uint16") -> pa.Schema:
+    """Tokenized shards add the token ids; n_tokens lets readers plan without decoding lists."""
+    if token_type not in TOKEN_TYPES:
+        raise ValueError(f"token type {token_type!r} is not one of {sorted(TOKEN_TYPES)}")
+    return DOCUMENT_SCHEMA.append(pa.field("tokens", pa.list_(TOKEN_TYPES[token_type]), nullable=False)).append(
+        pa.field("n_tokens", pa.int32(), nullable=False)
+    )
+
+
+SHARD_SCHEMA = shard_schema("uint16")  # every SkyPile vocabulary (65,536 pieces) fits two bytes an id
 
 
 def _doc_row(doc: Document) -> dict[str, Any]:
@@ -117,8 +137,12 @@ def _doc_row(doc: Document) -> dict[str, Any]:
     }
 
 
-def tokens_column(docs: list[Document]) -> pa.ListArray:
-    """The ``tokens`` column, built from int32 buffers (never one Python object per token)."""
+def tokens_column(docs: list[Document], token_type: str = "uint16") -> pa.ListArray:
+    """The ``tokens`` column, built from int32 buffers (never one Python object per token).
+
+    Ids are checked against ``token_type`` (a vocabulary above 65,536 pieces needs
+    ``uint32``): an id that does not fit is an error, never a silent wrap-around.
+    """
     import numpy as np
 
     parts = []
@@ -129,18 +153,22 @@ def tokens_column(docs: list[Document]) -> pa.ListArray:
     offsets = np.zeros(len(parts) + 1, dtype=np.int32)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
+    dtype = np.dtype(token_type)  # "uint16" / "uint32", as in TOKEN_TYPES
+    if values.size and (values.min() < 0 or values.max() > np.iinfo(dtype).max):
+        bad = int(values.min() if values.min() < 0 else values.max())
+        raise ValueError(f"token id {bad} does not fit {token_type}; a vocabulary above {UINT16_VOCAB} pieces writes uint32")
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(dtype), type=TOKEN_TYPES[token_type]))
 
 
-def documents_to_table(docs: Iterable[Document], *, with_tokens: bool = False) -> pa.Table:
-    """Documents to an Arrow table in :data:`DOCUMENT_SCHEMA` (or :data:`SHARD_SCHEMA`)."""
+def documents_to_table(docs: Iterable[Document], *, with_tokens: bool = False, token_type: str = "uint16") -> pa.Table:
+    """Documents to an Arrow table in :data:`DOCUMENT_SCHEMA` (or :func:`shard_schema` of ``token_type``)."""
     docs = list(docs)
     table = pa.Table.from_pylist([_doc_row(doc) for doc in docs], schema=DOCUMENT_SCHEMA)
     if not with_tokens:
         return table
-    tokens = tokens_column(docs)
+    tokens = tokens_column(docs, token_type)
     n_tokens = pa.compute.list_value_length(tokens).cast(pa.int32())
-    return pa.Table.from_arrays([*table.columns, tokens, n_tokens], schema=SHARD_SCHEMA)
+    return pa.Table.from_arrays([*table.columns, tokens, n_tokens], schema=shard_schema(token_type))
 
 
 def table_to_documents(table: pa.Table) -> list[Document]:

@@ -19,22 +19,19 @@ from skypile.config import ConfigError, RunConfig
 
 RECIPES: dict[str, tuple[str, list[str]]] = {
     # name: (source kind, steps)
-    "web": ("warc", ["extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "tokenize"]),
+    "web": ("warc", ["extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "segments", "near_dedup",
+                     "perplexity", "ref_prob", "quality_bucket", "tokenize"]),
     "export": ("documents", ["unique_ids", "tokenize"]),
+    "dedup": ("documents", ["unique_ids", "exact_dedup", "segments", "near_dedup"]),
+    "code": ("code", ["code_lang", "code_filter", "exact_dedup", "tokenize", "code_cap"]),
+    "parallel": ("parallel", ["pair_filter", "exact_dedup", "tokenize"]),
 }
 
 
 def _extract(cfg: RunConfig) -> Any:
     from skypile.extractors.html import HtmlExtractor
 
-    c = cfg.extract
-    return HtmlExtractor(
-        max_bytes=c.max_page_bytes,
-        include_comments=c.include_comments,
-        include_tables=c.include_tables,
-        fast=c.fast,
-        line_filter=c.lines if c.line_cleanup else None,
-    )
+    return HtmlExtractor.from_config(cfg.extract)
 
 
 def _langid(cfg: RunConfig) -> Any:
@@ -67,6 +64,39 @@ def _exact_dedup(cfg: RunConfig) -> Any:
     return ExactDedup()
 
 
+def _segments(cfg: RunConfig) -> Any:
+    from skypile.dedup.segments import RecurringSegments
+
+    try:
+        return RecurringSegments(min_docs=cfg.segments.min_docs, min_chars=cfg.segments.min_chars)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _near_dedup(cfg: RunConfig) -> Any:
+    from skypile.dedup.near import NearDedup
+
+    c = cfg.near_dedup
+    try:
+        return NearDedup(threshold=c.threshold, num_perm=c.num_perm, bands=c.bands, rows=c.rows, word_ngram=c.word_ngram,
+                         char_ngram=c.char_ngram, seed=c.seed, rounds=c.rounds)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _semantic_dedup(cfg: RunConfig) -> Any:
+    from skypile.dedup.encoders import make_encoder
+    from skypile.dedup.semantic import SemanticDedup
+
+    c = cfg.semantic_dedup
+    try:
+        encoder = make_encoder(c.encoder, c.model)
+        return SemanticDedup(encoder, threshold=c.threshold, n_clusters=c.n_clusters, sample_size=c.sample_size,
+                             max_group=c.max_group, dense_min_docs=c.dense_min_docs, dense_cos=c.dense_cos, seed=c.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _buckets(cfg: RunConfig) -> Any:
     from skypile.quality.buckets import ScoreBuckets
 
@@ -86,10 +116,79 @@ def _buckets(cfg: RunConfig) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def _perplexity(cfg: RunConfig) -> Any:
+    from skypile.quality.perplexity import Perplexity
+
+    stage = Perplexity(model_dir=cfg.perplexity.models, langs=tuple(cfg.perplexity.langs))
+    try:
+        stage.check()  # a missing or corrupt model stops the run here, before any work
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return stage
+
+
+def _ref_prob(cfg: RunConfig) -> Any:
+    from skypile.quality.ref_classifier import RefProb
+
+    stage = RefProb(model_path=cfg.ref_prob.model, max_chars=cfg.ref_prob.max_chars)
+    try:
+        stage.check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return stage
+
+
+def _quality_bucket(cfg: RunConfig) -> Any:
+    from skypile.quality.thresholds import QualityBucket
+
+    c = cfg.quality_bucket
+    if len(c.cuts) != 2:
+        raise ConfigError(f"quality_bucket.cuts takes two percentiles, got {c.cuts}")
+    try:
+        return QualityBucket(reference=c.reference, score=c.score, cuts=(c.cuts[0], c.cuts[1]), keep=tuple(c.keep))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _tokenize(cfg: RunConfig) -> Any:
     from skypile.tokenizer.spm import Tokenize
 
     return Tokenize(cfg.tokenize.model)
+
+
+def _code_lang(cfg: RunConfig) -> Any:
+    from skypile.code.filters import CodeLanguage
+
+    try:
+        return CodeLanguage(keep=tuple(cfg.code.languages))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _code_filter(cfg: RunConfig) -> Any:
+    from skypile.code.filters import CodeFilter
+
+    c = cfg.code
+    return CodeFilter(max_line_length=c.max_line_length, max_mean_line_length=c.max_mean_line_length,
+                      min_alnum_fraction=c.min_alnum_fraction, min_alpha_per_token=c.min_alpha_per_token,
+                      autogen_lines=c.autogen_lines)
+
+
+def _code_cap(cfg: RunConfig) -> Any:
+    from skypile.code.markup_cap import MarkupShareCap
+
+    try:
+        return MarkupShareCap(languages=cfg.code.markup_languages, max_share=cfg.code.max_markup_share)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _pair_filter(cfg: RunConfig) -> Any:
+    from skypile.parallel.pairs import PairFilter
+
+    c = cfg.parallel
+    return PairFilter(min_lang_score=c.min_lang_score, min_han_share=c.min_han_share, min_length_ratio=c.min_length_ratio,
+                      max_length_ratio=c.max_length_ratio, model_path=cfg.langid.model)
 
 
 STEPS: dict[str, Callable[[RunConfig], Any]] = {
@@ -99,8 +198,18 @@ STEPS: dict[str, Callable[[RunConfig], Any]] = {
     "length": _length,
     "unique_ids": _unique_ids,
     "exact_dedup": _exact_dedup,
+    "segments": _segments,
+    "near_dedup": _near_dedup,
+    "semantic_dedup": _semantic_dedup,
     "buckets": _buckets,
+    "perplexity": _perplexity,
+    "ref_prob": _ref_prob,
+    "quality_bucket": _quality_bucket,
     "tokenize": _tokenize,
+    "code_lang": _code_lang,
+    "code_filter": _code_filter,
+    "code_cap": _code_cap,
+    "pair_filter": _pair_filter,
 }
 
 
@@ -109,6 +218,14 @@ def _source(kind: str, cfg: RunConfig) -> Any:
 
     if kind == "warc":
         return WarcSource(cfg.input.source, cfg.input.max_payload_bytes, cfg.input.split_size)
+    if kind == "code":
+        from skypile.readers.code import CodeSource
+
+        return CodeSource(cfg.input.source, cfg.code.max_file_bytes, cfg.input.split_size)
+    if kind == "parallel":
+        from skypile.readers.parallel import ParallelSource
+
+        return ParallelSource(cfg.input.source, cfg.parallel.zh_column, cfg.parallel.en_column)
     return DocumentSource(cfg.input.source)
 
 

@@ -36,6 +36,9 @@ class Stage(Protocol[T, U]):
 
 # Counter names shared by StageStats and Beam metrics: "<stage>.in", "<stage>.kept",
 # "<stage>.dropped.<reason>".
+CHARS_REMOVED = "chars_removed"  # text a stage removed: dropped documents' and removed segments' characters
+
+
 def counter_name(stage: str, outcome: str) -> str:
     return f"{stage}.{outcome}"
 
@@ -137,6 +140,7 @@ class StageStats:
                 "kept": c.get("kept", 0),
                 "dropped": drops,
                 **({"changed": changed} if changed else {}),
+                **({CHARS_REMOVED: c[CHARS_REMOVED]} if c.get(CHARS_REMOVED) else {}),
                 "seconds": round(secs, 3),
                 "docs_per_s": round(n_in / secs, 1) if secs > 0 else None,
             }

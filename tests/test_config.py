@@ -55,10 +55,13 @@ def test_fingerprint_ignores_how_a_run_is_executed():
 
 
 def test_recipes_are_built_from_their_sections():
-    cfg = from_dict({"lang_filter": {"keep": ["zh"], "min_score": 0.8}, "length": {"min_cjk_chars": 50}})
+    cfg = from_dict({"lang_filter": {"keep": ["zh"], "min_score": 0.8}, "length": {"min_cjk_chars": 50},
+                     "segments": {"min_docs": 3}, "near_dedup": {"threshold": 0.7}})
     steps = {s.name: s for s in build_recipe(cfg).steps}
-    assert list(steps) == ["extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "tokenize"]
+    assert list(steps)[:7] == ["extract", "langid", "lang_filter", "length", "unique_ids", "exact_dedup", "segments"]
+    assert list(steps).index("near_dedup") > list(steps).index("segments") and list(steps)[-1] == "tokenize"
     assert steps["lang_filter"].keep == ("zh",) and steps["lang_filter"].min_score == 0.8
     assert steps["length"].min_cjk_chars == 50
+    assert steps["segments"].min_docs == 3 and steps["near_dedup"].threshold == 0.7
     export = build_recipe(from_dict({"recipe": "export"}))
     assert export.source.kind == "documents" and [s.name for s in export.steps] == ["unique_ids", "tokenize"]

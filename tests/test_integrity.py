@@ -21,6 +21,9 @@ from warcio.warcwriter import WARCWriter
 from skypile.cli import main
 from skypile.readers.warc_builder import shared_pages
 
+# the web recipe scores pages with the quality models (tests/conftest.py builds small ones)
+pytestmark = pytest.mark.usefixtures("quality_models")
+
 
 def _response(writer: WARCWriter, url: str, body: bytes, record_id: str | None) -> None:
     http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
@@ -33,7 +36,9 @@ def _response(writer: WARCWriter, url: str, body: bytes, record_id: str | None) 
 
 
 def _run(inputs: list[Path], out: Path, tokenizer: str, *extra: str) -> dict:
-    args = ["run", "--runner", "local", "--output", str(out), "--tokenizer", tokenizer, "--no-progress", *extra]
+    # every quality bucket kept: these tests follow records and ids, not quality (tests/test_quality_models.py)
+    args = ["run", "--runner", "local", "--output", str(out), "--tokenizer", tokenizer, "--no-progress",
+            "--set", "quality_bucket.keep=[head,middle,tail]", *extra]
     for i in inputs:
         args += ["--input", str(i)]
     assert main(args) == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from skypile.corpus import DocRef, MemColl, run_corpus_stage
 from skypile.dedup.exact import ExactDedup, dedup_key, normalize_for_dedup
 from skypile.document import Document, Dropped
@@ -62,8 +64,11 @@ def test_exact_dedup_keeps_smallest_id_whatever_the_order():
 def test_exact_dedup_facts_are_small_and_verdicts_name_locations():
     stage = ExactDedup()
     facts = [f for i, d in enumerate([_doc(7, "same"), _doc(5, "SAME"), _doc(6, "other")]) for f in stage.facts(d, DocRef(f"s{i}", i))]
-    assert all(len(key) == 16 and isinstance(key, bytes) for key, _ in facts)
+    # one packed fact per document: the hash's first 64 bits as the key, the other 64 with the id and location
+    assert all(f.keys.dtype == np.uint64 and len(f.keys) == 1 and len(f.value[0]) == 8 for f in facts)
     verdicts = list(stage.decide(MemColl(facts)).verdicts)
+    # the same decision from the facts as plain elements (how Beam sees them)
+    assert list(stage.decide(MemColl([kv for f in facts for kv in f.explode()])).verdicts) == verdicts
     assert verdicts == [(DocRef("s0", 0), ("exact_duplicate", "duplicate of 5"))]
 
 

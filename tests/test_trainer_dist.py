@@ -195,3 +195,24 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
     state = ck.load(ck.latest(), fresh, fresh_opt)
     assert state["step"] == 3 and state["meta"]["step"] == 3
     torch.testing.assert_close(fresh.output.weight, model.output.weight, rtol=0, atol=0)
+
+
+def test_resume_with_another_world_size_needs_an_explicit_data_reset(two_process_runs, real_shards, tmp_path):
+    """A 2-rank checkpoint resumed by 1 process: the data position does not apply (an error that
+    names the way out); with reset_data_position=true DCP reshards model and optimizer and the
+    stream restarts at the same global token count."""
+    from skypile.trainer.train import main
+
+    full, _ = two_process_runs
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copytree(full / "checkpoints" / f"step-{CKPT_AT:08d}", tmp_path / "checkpoints" / f"step-{CKPT_AT:08d}")
+    args = ["--config", "tiny", "--data", real_shards["dir"], "--run-dir", str(tmp_path), f"steps={CKPT_AT + 2}"]
+    with pytest.raises(ValueError, match="reset_data_position=true"):  # saved for 2 readers, now 1
+        main(args)
+    main([*args, "reset_data_position=true"])
+    rows = _rows(tmp_path, "train")
+    assert [r["step"] for r in rows] == [CKPT_AT + 1, CKPT_AT + 2]
+    want = {r["step"]: r for r in _rows(full, "train")}
+    # the trained weights were loaded: the loss continues from step 10's level, far below ln(4032) = 8.3
+    assert rows[0]["loss"] < want[1]["loss"] - 1.0
+    assert rows[0]["lr"] == pytest.approx(want[CKPT_AT + 1]["lr"], rel=1e-12)  # the schedule's position too

@@ -82,6 +82,21 @@ class Checkpointer:
         done = self.list()  # pointer missing or stale (crash between rename and pointer update)
         return done[-1] if done else None
 
+    def candidates(self) -> list[Path]:
+        """Checkpoints to resume from, newest first: ``latest``, then the older ones."""
+        done = self.list()[::-1]
+        first = self.latest()
+        return ([first] if first else []) + [p for p in done if p != first]
+
+    def newest_intact(self) -> Path | None:
+        """The newest checkpoint that :func:`check_intact` accepts, warning about each one skipped."""
+        for path in self.candidates():
+            problem = check_intact(path)
+            if problem is None:
+                return path
+            log.warning("checkpoint %s is not intact (%s): falling back to an older one", path, problem)
+        return None
+
     def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              rank_state: dict, meta: dict | None = None) -> Path:
         """Collective: every rank calls it with its own ``rank_state`` (scheduler, data position...)."""
@@ -115,8 +130,14 @@ class Checkpointer:
         log.info("saved checkpoint %s", final)
         return final
 
-    def load(self, path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-        """Collective: restore model + optimizer in place and RNG; return this rank's saved state."""
+    def load(self, path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+             reset_data: bool = False) -> dict:
+        """Collective: restore model + optimizer in place and RNG; return this rank's saved state.
+
+        ``reset_data``: the data position is not restored (the caller restarts the stream), so a
+        world size other than the saving one is fine; ranks without a saved file take rank 0's
+        scheduler state (the same on every rank) and keep their RNG.
+        """
         path = Path(path)
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
@@ -124,13 +145,49 @@ class Checkpointer:
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
         meta = json.loads((path / "meta.json").read_text())
         rank_file = path / f"rank{_rank():05d}.pt"
-        if not rank_file.is_file():
-            raise FileNotFoundError(f"{rank_file} missing: checkpoint saved with world size {meta['world_size']}")
+        own = rank_file.is_file()
+        if not own:
+            if not reset_data:
+                raise FileNotFoundError(f"{rank_file} missing: checkpoint saved with world size {meta['world_size']}; "
+                                        "reset_data_position=true resumes with another world size")
+            rank_file = path / "rank00000.pt"
         rank_state = torch.load(rank_file, weights_only=False)
-        set_rng_state(rank_state.pop("rng"))
+        rng = rank_state.pop("rng")
+        if own:
+            set_rng_state(rng)
+        if reset_data:
+            rank_state.pop("data", None)
         rank_state["meta"] = meta
         log.info("loaded checkpoint %s (step %d)", path, meta["step"])
         return rank_state
+
+
+def check_intact(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from (``None`` when it can): a cheap look at its files.
+
+    A complete checkpoint has ``meta.json``, DCP's ``.metadata``, every data file that
+    ``.metadata`` points to (non-empty) and one ``rankK.pt`` per rank of the saving world.
+    This catches what deleting or truncating files by hand leaves; bit rot inside a data
+    file is caught when loading fails (the trainer then tries the next older checkpoint).
+    """
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        world = int(meta["world_size"])
+    except (OSError, ValueError, KeyError) as e:
+        return f"meta.json unreadable: {e}"
+    missing = [f"rank{r:05d}.pt" for r in range(world) if not (path / f"rank{r:05d}.pt").is_file()]
+    if missing:
+        return f"missing {', '.join(missing[:4])}"
+    try:
+        metadata = dcp.FileSystemReader(str(path)).read_metadata()
+    except Exception as e:  # noqa: BLE001 - any unreadable .metadata means the same thing
+        return f".metadata unreadable: {type(e).__name__}: {e}"
+    files = {info.relative_path for info in (metadata.storage_data or {}).values()}
+    for name in sorted(files):
+        f = path / name
+        if not f.is_file() or f.stat().st_size == 0:
+            return f"data file {name} missing or empty"
+    return None
 
 
 def _fsync_dir(path: Path) -> None:

@@ -57,6 +57,7 @@ class TrainConfig:
     data: str = ""  # shard dir holding manifest.json (or its shards/ folder)
     data_weights: dict | None = None  # source column -> weight; None = stream shards as written
     mix_schedule: list | None = None  # [[start_token, {source: weight} | null], ...]; overrides data_weights
+    mix: str = ""  # mix.json from `skypile mix`: sets data_weights and mix_schedule (stage 1 + stage-2 STEM ramp)
     num_workers: int = 0  # dataloader workers per rank (each is one reader of the shard split)
     tokenizer: str = ""  # SentencePiece model; default: manifest's tokenizer model path (validation only)
     # -- batch
@@ -81,8 +82,20 @@ class TrainConfig:
     param_dtype: str = "bfloat16"  # compute dtype of FSDP's unsharded params; master weights stay fp32
     reduce_dtype: str = "float32"  # gradient reduce-scatter dtype
     activation_checkpointing: bool = False
+    ac_mode: str = "full"  # with activation_checkpointing: full | every:K (every K-th block) | op (selective, per op)
     compile: bool = False
     seed: int = 0
+    # HSDP mesh (dp_replicate x dp_shard = world): shard inside a node, replicate across nodes
+    dp_shard: int = -1  # -1: world_size // dp_replicate
+    dp_replicate: int = 1
+    reshard_after_forward: str = "auto"  # auto (not when dp_shard == 1) | true | false
+    # micro-batches before the last of a step: skip_all_reduce (HSDP: no cross-node all-reduce, grads stay
+    # sharded) | skip (no gradient reduction at all: + 4 bytes/param of unsharded grads) | every
+    grad_sync: str = "skip_all_reduce"
+    # -- bad data and checkpoints
+    bad_data: str = "error"  # error: stop naming file and row | skip: drop bad documents / row groups, counted
+    verify_sha256: bool = False  # hash every shard against the manifest at start (ranks split the work)
+    reset_data_position: bool = False  # resume with a different world size / workers: restart the data stream
     # -- output
     run_dir: str = ""  # default runs/<name>
     log_every: int = 1
@@ -93,7 +106,7 @@ class TrainConfig:
     val_sets: dict = field(default_factory=dict)  # name -> shard dir | .jsonl[.gz] | .txt
     val_every: int = 0  # 0 = never (except at the end when val_sets is set)
     val_windows: int = 16  # windows of seq_len+1 tokens per set
-    peak_tflops: float = 989.0  # per device, dense bf16 (H100 SXM) for MFU
+    peak_tflops: float = 0.0  # per device, dense bf16, for MFU; 0 = by device name (A100/A800 312, H100/H200 989)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -215,6 +228,10 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             raise KeyError(f"unknown config key {key!r}")
         setattr(target, name, _parse_value(raw, types[name]))
         touched_model |= target is cfg.model
+    if cfg.mix:  # the mixer's output replaces hand-given weights
+        from skypile.mix import trainer_settings
+
+        cfg.data_weights, cfg.mix_schedule = trainer_settings(cfg.mix)
     if touched_model and not any(o.split("=", 1)[0].endswith("ffn_dim") for o in overrides):
         # dim/multiple_of changed: recompute the derived FFN width unless it was given.
         defaults = get_config(cfg.name).model if cfg.name in PRESETS else ModelConfig()

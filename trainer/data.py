@@ -27,6 +27,21 @@ non-overlapping windows of ``seq_len + 1`` tokens (inputs ``w[:-1]``, targets
 ``w[1:]``); a document longer than the rest of a window continues in the next.
 Every token of a reader's stream lands in exactly one window.
 
+**Reading.**  Each stream keeps the row group it is reading decoded ("open"); streams
+that stand in the same row group share it.  A mixed reader therefore decodes each row group
+about once per pass of the stream(s) reading it, as an unmixed one does when the shards keep
+a source's documents together (as the pipeline writes them); a shared LRU of a few row groups
+instead re-decoded one on nearly every document switch once 5 or more sources were mixed.
+``Reader.reads`` counts the decodes.  A stream that runs out of documents starts its next
+epoch (a warning names the source and the epoch: the mixer caps repetition at 5 epochs);
+``progress()`` gives the epochs consumed per source.
+
+**Bad data.**  :func:`check_shards` compares every shard with the manifest before training
+(file present, size, Parquet footer, row count, ``tokens`` type; the sha256 too when asked).
+Token ids are range-checked per row group as it is decoded.  ``bad_data="error"`` stops with
+an error naming the file, row group and row; ``"skip"`` drops the bad shard, row group or
+document and counts it (``state["skipped"]``).
+
 **Position.**  A reader's state is a small dict (epoch/unit/row per stream,
 current document and offset in it, windows emitted, phase counters).  Batches
 from dataloader workers carry their reader's state; :class:`PackedLoader`
@@ -38,9 +53,9 @@ so the round-robin order of workers continues where it stopped.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -55,6 +70,12 @@ from skypile.readers.jsonl import iter_texts
 log = logging.getLogger(__name__)
 
 ALL = "*"  # stream of every document, in shard order
+MIXER_MAX_EPOCHS = 5  # the data mixer never plans more repetition of a source than this
+TOKEN_TYPES = ("int32", "uint16", "int64", "uint32")
+
+
+class ShardError(ValueError):
+    """A shard that does not match its manifest or holds unusable tokens; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,7 @@ class Unit:
     row_group: int
     first_doc: int  # global index of the unit's first row (shards in manifest order)
     rows: int
+    file_row: int = 0  # index of the unit's first row within its file
 
 
 def open_dataset(path: str | Path) -> tuple[Path, dict]:
@@ -74,17 +96,68 @@ def open_dataset(path: str | Path) -> tuple[Path, dict]:
     raise FileNotFoundError(f"no manifest.json in {p} or {p.parent}")
 
 
-def list_units(root: Path, manifest: dict) -> list[Unit]:
-    units, first = [], 0
+def list_units(root: Path, manifest: dict, exclude: Iterable[str] = ()) -> list[Unit]:
+    """Row groups of the manifest's shards (minus ``exclude``d shard paths), in manifest order."""
+    units, first, skip = [], 0, set(exclude)
     for shard in sorted(manifest["shards"], key=lambda s: s["path"]):
+        if shard["path"] in skip:
+            continue
         path = str(root / shard["path"])
-        meta = pq.ParquetFile(path).metadata
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception as e:  # noqa: BLE001 - Arrow's own message does not name the file
+            raise ShardError(f"{path}: unreadable Parquet file ({type(e).__name__}: {e})") from e
+        file_row = 0
         for rg in range(meta.num_row_groups):
             rows = meta.row_group(rg).num_rows
             if rows:
-                units.append(Unit(path, rg, first, rows))
+                units.append(Unit(path, rg, first, rows, file_row))
             first += rows
+            file_row += rows
     return units
+
+
+def check_shards(root: Path, manifest: dict, *, sha256_part: tuple[int, int] | None = None) -> dict[str, str]:
+    """``{shard path: problem}`` for shards that do not match the manifest (empty when all do).
+
+    Cheap checks on every shard: present, the manifest's byte size, a readable Parquet
+    footer with the manifest's row count, and a ``tokens`` column of integer lists.
+    ``sha256_part=(i, n)`` also hashes shards ``i, i + n, ...`` (ranks split the reading).
+    """
+    problems: dict[str, str] = {}
+    shards = sorted(manifest.get("shards", []), key=lambda s: s["path"])
+    for k, shard in enumerate(shards):
+        rel = shard["path"]
+        path = root / rel
+        if not path.is_file():
+            problems[rel] = f"{path}: missing"
+            continue
+        size = path.stat().st_size
+        if shard.get("bytes") and size != int(shard["bytes"]):
+            problems[rel] = f"{path}: {size} bytes, the manifest says {shard['bytes']} (truncated or rewritten)"
+            continue
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as e:  # noqa: BLE001
+            problems[rel] = f"{path}: unreadable Parquet footer ({type(e).__name__}: {e})"
+            continue
+        if "rows" in shard and pf.metadata.num_rows != int(shard["rows"]):
+            problems[rel] = f"{path}: {pf.metadata.num_rows} rows, the manifest says {shard['rows']}"
+            continue
+        schema = pf.schema_arrow
+        if "tokens" not in schema.names or not hasattr(schema.field("tokens").type, "value_type") \
+                or str(schema.field("tokens").type.value_type) not in TOKEN_TYPES:
+            found = schema.field("tokens").type if "tokens" in schema.names else "no tokens column"
+            problems[rel] = f"{path}: tokens must be a list of {'/'.join(TOKEN_TYPES)}, found {found}"
+            continue
+        if sha256_part and shard.get("sha256") and k % sha256_part[1] == sha256_part[0]:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    digest.update(block)
+            if digest.hexdigest() != shard["sha256"]:
+                problems[rel] = f"{path}: sha256 {digest.hexdigest()[:16]}... differs from the manifest's"
+    return problems
 
 
 def reader_plan(units: list[Unit], reader: int, n_readers: int) -> list[tuple[int, int, int]]:
@@ -112,34 +185,69 @@ class Reader:
     """One reader's deterministic stream of packed windows (see the module docstring)."""
 
     def __init__(self, units: list[Unit], reader: int, n_readers: int, seq_len: int, eos_id: int, *,
-                 seed: int = 0, schedule: Iterable | None = None, state: dict | None = None):
+                 seed: int = 0, schedule: Iterable | None = None, state: dict | None = None,
+                 vocab_size: int | None = None, bad_data: str = "error"):
+        if bad_data not in ("error", "skip"):
+            raise ValueError(f"bad_data must be 'error' or 'skip', got {bad_data!r}")
         self.units, self.reader, self.n_readers = units, reader, n_readers
         self.seq_len, self.eos_id, self.seed = seq_len, eos_id, seed
+        self.vocab_size, self.bad_data = vocab_size, bad_data
         self.schedule = normalize_schedule(schedule)
         self.plan = reader_plan(units, reader, n_readers)
         if not self.plan:
             raise ValueError(f"reader {reader} of {n_readers} has no documents: the corpus is too small")
         self._files: dict[str, pq.ParquetFile] = {}
-        self._tokens: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._open: dict[str, tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}  # stream -> open unit
         self._orders: dict[tuple[str, int], list[int]] = {}
+        self.reads = 0  # row-group token decodes by this reader (this process)
+        self.skipped_rows = 0  # rows of row groups whose source column cannot be decoded
         # rows[p][stream] -> row indices (within the unit) of plan entry p that belong to the stream
         self.rows: list[dict[str, np.ndarray]] = []
+        # sizes[p][stream] -> tokens (+ EOS) of those rows, from the n_tokens column (1 per row without it)
+        self.sizes: list[dict[str, np.ndarray]] = []
+        self._cum: dict[tuple[str, int], np.ndarray] = {}
         for u, first, stride in self.plan:
             unit = self.units[u]
             selected = np.arange(first, unit.rows, stride)
-            sources = self._file(unit.path).read_row_group(unit.row_group, columns=["source"]).column(0)
-            sources = np.asarray(sources.to_pylist(), dtype=object)[selected]
-            entry = {ALL: selected}
+            pf = self._file(unit.path)
+            columns = ["source", "n_tokens"] if "n_tokens" in pf.schema_arrow.names else ["source"]
+            try:
+                table = pf.read_row_group(unit.row_group, columns=columns)
+            except Exception as e:  # noqa: BLE001 - a damaged row group
+                self._bad_unit(unit, e)
+                self.rows.append({})  # skip: the unit contributes no documents
+                self.sizes.append({})
+                self.skipped_rows += len(selected)
+                continue
+            sources = np.asarray(table.column("source").to_pylist(), dtype=object)[selected]
+            sizes = (table.column("n_tokens").to_numpy()[selected].astype(np.int64) + 1 if "n_tokens" in columns
+                     else np.ones(len(selected), np.int64))
+            entry, size = {ALL: selected}, {ALL: sizes}
             for name in np.unique(sources):
                 entry[str(name)] = selected[sources == name]
+                size[str(name)] = sizes[sources == name]
             self.rows.append(entry)
+            self.sizes.append(size)
         self.available = {s for entry in self.rows for s in entry}
         for _, weights in self.schedule:
             missing = sorted(set(weights or ()) - self.available)
             if missing:
                 log.warning("reader %d: weighted sources %s are not in its documents", reader, missing)
-        self.state = state if state is not None else {
-            "windows": 0, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "streams": {}}
+        self.state = state if state is not None else self.initial_state()
+        self.state.setdefault("skipped", 0)
+
+    @staticmethod
+    def initial_state(windows: int = 0) -> dict:
+        """A fresh position; ``windows`` > 0 keeps the global token count (and so the mix phase) of a reset."""
+        return {"windows": windows, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "streams": {},
+                "skipped": 0}
+
+    def _bad_unit(self, unit: Unit, error: Exception) -> None:
+        where = f"{unit.path} row group {unit.row_group} (rows {unit.file_row}..{unit.file_row + unit.rows - 1})"
+        if self.bad_data == "error":
+            raise ShardError(f"{where}: cannot decode ({type(error).__name__}: {error}); "
+                             "bad_data=skip drops it") from error
+        log.warning("reader %d: skipping %s: cannot decode (%s: %s)", self.reader, where, type(error).__name__, error)
 
     # -- parquet access
     def _file(self, path: str) -> pq.ParquetFile:
@@ -147,18 +255,39 @@ class Reader:
             self._files[path] = pq.ParquetFile(path)
         return self._files[path]
 
-    def _unit_tokens(self, u: int) -> tuple[np.ndarray, np.ndarray]:
-        if u in self._tokens:
-            self._tokens.move_to_end(u)
-            return self._tokens[u]
-        unit = self.units[u]
-        col = self._file(unit.path).read_row_group(unit.row_group, columns=["tokens"]).column(0).combine_chunks()
-        values = col.values.to_numpy(zero_copy_only=False)
-        offsets = col.offsets.to_numpy(zero_copy_only=False)
-        self._tokens[u] = (values, offsets)
-        if len(self._tokens) > 4:
-            self._tokens.popitem(last=False)
-        return values, offsets
+    def _unit_tokens(self, u: int, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(values, offsets, bad rows)`` of unit ``u``, now ``stream``'s open row group."""
+        for opened, data in self._open.values():
+            if opened == u:
+                break
+        else:
+            data = self._decode(self.units[u])
+        self._open[stream] = (u, data)
+        return data
+
+    def _decode(self, unit: Unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.reads += 1
+        try:
+            col = self._file(unit.path).read_row_group(unit.row_group, columns=["tokens"]).column(0)
+            col = col.combine_chunks()
+            values = col.values.to_numpy(zero_copy_only=False)
+            offsets = col.offsets.to_numpy(zero_copy_only=False)
+        except Exception as e:  # noqa: BLE001 - corrupt pages: Arrow's error does not name the file
+            self._bad_unit(unit, e)
+            return np.zeros(0, np.int64), np.zeros(unit.rows + 1, np.int64), np.ones(unit.rows, bool)
+        bad = np.zeros(unit.rows, bool)
+        if self.vocab_size and len(values) and (int(values.max()) >= self.vocab_size or int(values.min()) < 0):
+            wrong = np.flatnonzero((values >= self.vocab_size) | (values < 0))
+            rows = np.searchsorted(offsets, wrong, side="right") - 1
+            bad[rows] = True
+            first = int(rows[0])
+            msg = (f"{unit.path} row {unit.file_row + first} (row group {unit.row_group}): token id "
+                   f"{int(values[wrong[0]])} outside the vocabulary [0, {self.vocab_size}); "
+                   f"{int(bad.sum())} bad document(s) in this row group")
+            if self.bad_data == "error":
+                raise ShardError(msg + "; bad_data=skip drops them")
+            log.warning("reader %d: skipping: %s", self.reader, msg)
+        return values, offsets, bad
 
     # -- streams
     def _order(self, stream: str, epoch: int) -> list[int]:
@@ -173,11 +302,26 @@ class Reader:
         return self.state["streams"].setdefault(stream, [0, 0, 0])  # epoch, unit cursor, row cursor
 
     def _doc(self, stream: str) -> np.ndarray:
-        epoch, cursor, row = self._position(stream)
-        p = self._order(stream, epoch)[cursor]
-        values, offsets = self._unit_tokens(self.plan[p][0])
-        i = int(self.rows[p][stream][row])
-        return values[offsets[i] : offsets[i + 1]]
+        """The stream's current document; bad ones (``bad_data="skip"``) are stepped over and counted."""
+        skipped, limit = 0, None
+        while True:
+            epoch, cursor, row = self._position(stream)
+            order = self._order(stream, epoch)
+            if not order:
+                break
+            p = order[cursor]
+            values, offsets, bad = self._unit_tokens(self.plan[p][0], stream)
+            i = int(self.rows[p][stream][row])
+            if not bad[i]:
+                return values[offsets[i] : offsets[i + 1]]
+            self.state["skipped"] += 1
+            skipped += 1
+            if limit is None:
+                limit = sum(len(entry.get(stream, ())) for entry in self.rows)
+            if skipped > limit:
+                break
+            self._advance(stream)
+        raise ShardError(f"reader {self.reader}: every document of source {stream!r} in its share is bad")
 
     def _advance(self, stream: str) -> None:
         pos = self._position(stream)
@@ -188,7 +332,33 @@ class Reader:
             cursor, row = cursor + 1, 0
             if cursor == len(self._order(stream, epoch)):
                 epoch, cursor = epoch + 1, 0
+                name = "all documents" if stream == ALL else f"source {stream!r}"
+                beyond = f", beyond the mixer's cap of {MIXER_MAX_EPOCHS}" if epoch >= MIXER_MAX_EPOCHS else ""
+                log.warning("reader %d: %s wraps around: epoch %d starts (its data repeats%s)",
+                            self.reader, name, epoch + 1, beyond)
         pos[:] = [epoch, cursor, row]
+
+    def progress(self) -> dict[str, float]:
+        """Epochs consumed per stream: completed epochs plus the share of the stream's tokens
+        (``n_tokens`` + EOS; documents when a shard lacks the column) passed in this one."""
+        out = {}
+        for stream, (epoch, cursor, row) in self.state["streams"].items():
+            key = (stream, epoch)
+            if key not in self._cum:
+                order = self._order(stream, epoch)
+                self._cum = {k: v for k, v in self._cum.items() if k[1] >= epoch - 1}
+                self._cum[key] = np.concatenate([[0], np.cumsum([self.sizes[p][stream].sum() for p in order])])
+            cum = self._cum[key]
+            if cum[-1] == 0:
+                continue
+            done = cum[cursor]
+            if cursor < len(cum) - 1:
+                p = self._order(stream, epoch)[cursor]
+                done += self.sizes[p][stream][:row].sum()
+                if self.state["cur"] == stream:
+                    done += self.state["offset"]
+            out[stream] = epoch + float(done) / float(cum[-1])
+        return out
 
     def _choose(self) -> str:
         st = self.state
@@ -245,9 +415,22 @@ class PackedDataset(IterableDataset):
     """Infinite stream of ``{"tokens": (batch, seq_len + 1) int64, "reader": j, "state": ...}`` for one rank."""
 
     def __init__(self, data: str, *, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, seed: int = 0, schedule: Iterable | None = None, eos_id: int | None = None):
+                 num_workers: int = 0, seed: int = 0, schedule: Iterable | None = None, eos_id: int | None = None,
+                 vocab_size: int | None = None, bad_data: str = "error", shard_problems: dict | None = None):
         self.root, self.manifest = open_dataset(data)
-        self.units = list_units(self.root, self.manifest)
+        self.vocab_size, self.bad_data = vocab_size, bad_data
+        # Cheap checks here; the trainer passes its own result (with the ranks' sha256 checks merged).
+        problems = check_shards(self.root, self.manifest) if shard_problems is None else shard_problems
+        if problems:
+            listing = "\n  ".join(problems[k] for k in sorted(problems))
+            if bad_data != "skip":
+                raise ShardError(f"{len(problems)} shard(s) do not match {self.root}/manifest.json:\n  {listing}\n"
+                                 "(bad_data=skip trains without them)")
+            log.warning("leaving out %d shard(s) that do not match the manifest:\n  %s", len(problems), listing)
+        self.skipped_shards = sorted(problems)
+        self.units = list_units(self.root, self.manifest, exclude=problems)
+        if not self.units:
+            raise ShardError(f"{self.root}: no readable rows in any shard")
         if eos_id is None:
             eos_id = self.manifest.get("tokenizer", {}).get("eos_id")
             if eos_id is None or eos_id < 0:
@@ -264,7 +447,8 @@ class PackedDataset(IterableDataset):
         reader_id = self.rank * self.readers_per_rank + local
         state = self.start["readers"].get(local)
         return Reader(self.units, reader_id, self.n_readers, self.seq_len, self.eos_id, seed=self.seed,
-                      schedule=self.schedule, state=json.loads(json.dumps(state)) if state else None)
+                      schedule=self.schedule, state=json.loads(json.dumps(state)) if state else None,
+                      vocab_size=self.vocab_size, bad_data=self.bad_data)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -275,7 +459,9 @@ class PackedDataset(IterableDataset):
         reader = self.make_reader(local)
         while True:
             batch = reader.next_batch(self.batch_size)
-            yield {"tokens": torch.from_numpy(batch), "reader": local, "state": reader.state_dict()}
+            stats = {"reads": reader.reads, "skipped": reader.state["skipped"] + reader.skipped_rows,
+                     "epochs": reader.progress()}
+            yield {"tokens": torch.from_numpy(batch), "reader": local, "state": reader.state_dict(), "stats": stats}
 
 
 class PackedLoader:
@@ -285,6 +471,7 @@ class PackedLoader:
         self.dataset, self.num_workers, self.pin_memory = dataset, num_workers, pin_memory
         self.batches = 0
         self.readers: dict[int, dict] = {}
+        self.stats: dict[int, dict] = {}
         self._it: Iterator | None = None
 
     def __iter__(self) -> "PackedLoader":
@@ -318,7 +505,29 @@ class PackedLoader:
         item = next(self._it)
         self.batches += 1
         self.readers[int(item["reader"])] = item["state"]
+        self.stats[int(item["reader"])] = item["stats"]
         return item["tokens"]
+
+    def data_stats(self) -> dict:
+        """This rank's readers: row-group decodes and skipped documents (summed), epochs per source (mean)."""
+        stats = list(self.stats.values())
+        epochs: dict[str, list[float]] = {}
+        for st in stats:
+            for stream, e in st["epochs"].items():
+                epochs.setdefault(stream, []).append(e)
+        return {"row_group_reads": sum(st["reads"] for st in stats),
+                "skipped_docs": sum(st["skipped"] for st in stats),
+                "epochs": {k: sum(v) / len(v) for k, v in sorted(epochs.items())}}
+
+    def reset_position(self, tokens: int) -> None:
+        """Start every reader afresh (e.g. the world size changed on resume), keeping the global token
+        count at ``tokens`` so the mix schedule stays in its phase.  Documents read before may repeat."""
+        ds = self.dataset
+        self.close()
+        self.batches = 0
+        windows = tokens // (ds.seq_len * ds.n_readers)
+        self.readers = {j: Reader.initial_state(windows) for j in range(ds.readers_per_rank)}
+        self.stats = {}
 
     def state_dict(self) -> dict:
         ds = self.dataset
@@ -333,7 +542,8 @@ class PackedLoader:
         saved = (state["n_readers"], state["readers_per_rank"], state["seq_len"], state["batch_size"], state["rank"])
         if layout != saved:
             raise ValueError(f"data position was saved for (readers, workers, seq_len, batch, rank) = {saved}, "
-                             f"this run has {layout}; resume with the same world size, workers and batch shape")
+                             f"this run has {layout}; resume with the same world size, workers and batch shape, "
+                             "or set reset_data_position=true to restart the data stream (logged)")
         self.close()  # workers started before the restore would continue from the old position
         self.batches = int(state["batches"])
         self.readers = {int(k): v for k, v in state["readers"].items()}

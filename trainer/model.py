@@ -218,3 +218,20 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> int:
 def build_model(cfg: ModelConfig, device: str | torch.device = "meta") -> Transformer:
     with torch.device(device):
         return Transformer(cfg)
+
+
+# Dense bf16 peak TFLOP/s per device, matched in order against the CUDA device name (upper case).
+PEAK_TFLOPS = (("H100 PCIE", 756.0), ("H100 NVL", 835.0), ("H200", 989.0), ("H100", 989.0), ("H800", 989.0),
+               ("GH200", 989.0), ("A800", 312.0), ("A100", 312.0))
+
+
+def peak_tflops_for(device_name: str | None, override: float = 0.0) -> float | None:
+    """MFU's denominator: ``override`` when > 0, else the table entry for the device, else ``None``
+    (a CPU or an unlisted GPU: no MFU is reported rather than one against the wrong peak)."""
+    if override and override > 0:
+        return float(override)
+    name = (device_name or "").upper()
+    for key, value in PEAK_TFLOPS:
+        if key in name:
+            return value
+    return None

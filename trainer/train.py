@@ -3,6 +3,7 @@
     skypile-train --config tiny data=out/shards steps=100          # one process (a 1-rank group)
     torchrun --nproc_per_node 8 -m skypile.trainer.train --config 1b data=...   # one node
     (multi-node: see trainer/README.md)
+    skypile-train export --checkpoint runs/x/checkpoints/step-N --out hf/   # Hugging Face LLaMA dir
 
 Writes ``<run_dir>/metrics.jsonl`` (one JSON object per logged step or
 validation), ``config.json`` and ``checkpoints/``; resumes from the latest
@@ -28,13 +29,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
 
-from .checkpoint import Checkpointer
+from .checkpoint import Checkpointer, check_intact
 from .config import TrainConfig, apply_overrides, get_config
-from .data import PackedDataset, PackedLoader, load_val_windows, open_dataset
-from .model import build_model, flops_per_token, num_params
-from .parallelize import parallelize
+from .data import PackedDataset, PackedLoader, check_shards, load_val_windows, open_dataset
+from .model import build_model, flops_per_token, num_params, peak_tflops_for
+from .parallelize import build_mesh, parallelize
 from .schedule import build_scheduler, decay_steps_for
 
 log = logging.getLogger("skypile.trainer")
@@ -81,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--data", help="shorthand for data=...")
     parser.add_argument("--run-dir", help="shorthand for run_dir=...")
     parser.add_argument("overrides", nargs="*", help="key=value (model.key=value for model fields)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after the options
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={args.data}")
@@ -109,6 +110,38 @@ def _tokenizer_path(cfg: TrainConfig, manifest: dict, root: Path) -> str | None:
             p = Path(tok[key])
             return str(p if p.is_absolute() or p.exists() else root / p)
     return None
+
+
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float) -> tuple[float, bool]:
+    """Clip and step; a non-finite gradient norm skips the update (gradients dropped) instead of
+    writing NaN/Inf into the weights.  Returns ``(norm before clipping, applied)``.  The norm is the
+    global one (the same on every rank), so all ranks take the same decision."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if hasattr(grad_norm, "full_tensor"):
+        grad_norm = grad_norm.full_tensor()
+    norm = grad_norm.item()
+    applied = math.isfinite(norm)
+    if applied:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm, applied
+
+
+GRAD_SYNC = ("skip_all_reduce", "skip", "every")
+
+
+def set_grad_sync(model, mode: str, *, last: bool) -> None:
+    """Gradient reduction for the coming backward.  On micro-batches before the last of a step,
+    ``skip_all_reduce`` leaves out HSDP's all-reduce across replicas (the network) and keeps the
+    reduce-scatter inside a replica, so gradients stay sharded (FSDP2 adds the partial sums into
+    the last micro-batch's all-reduce); ``skip`` leaves out both, holding unsharded fp32 gradients
+    (4 bytes per parameter) until the last; ``every`` reduces on every micro-batch."""
+    if mode == "skip_all_reduce":
+        model.set_requires_all_reduce(last)
+    elif mode == "skip":
+        model.set_requires_gradient_sync(last)
+    elif mode != "every":
+        raise ValueError(f"grad_sync must be one of {GRAD_SYNC}, got {mode!r}")
 
 
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -215,6 +248,10 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
         raise ValueError(f"tokenizer vocab {tok['vocab_size']} > model vocab {cfg.model.vocab_size}")
     if cfg.seq_len > cfg.model.max_seq_len:
         raise ValueError(f"seq_len {cfg.seq_len} > model.max_seq_len {cfg.model.max_seq_len}")
+    if cfg.grad_sync not in GRAD_SYNC:
+        raise ValueError(f"grad_sync must be one of {GRAD_SYNC}, got {cfg.grad_sync!r}")
+    if cfg.bad_data not in ("error", "skip"):
+        raise ValueError(f"bad_data must be 'error' or 'skip', got {cfg.bad_data!r}")
 
     grad_accum = cfg.grad_accum
     if cfg.global_batch_tokens > 0:
@@ -231,17 +268,20 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
     # -- model: meta -> AC / compile / FSDP2 -> materialize -> init
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, "meta")
-    mesh = env.mesh = init_device_mesh(device.type, (world,))
+    mesh = env.mesh = build_mesh(device.type, world, cfg.dp_shard, cfg.dp_replicate)
     parallelize(model, mesh, param_dtype=cfg.param_dtype, reduce_dtype=cfg.reduce_dtype,
-                activation_checkpointing=cfg.activation_checkpointing, compile=cfg.compile)
+                activation_checkpointing=cfg.activation_checkpointing, ac_mode=cfg.ac_mode, compile=cfg.compile,
+                reshard_after_forward=cfg.reshard_after_forward)
     model.to_empty(device=device)
     model.init_weights(cfg.seed)
     attn = model.set_attention(cfg.model.attention)
     fpt = flops_per_token(cfg.model, cfg.seq_len)
-    log.info("model %s: %.1fM params (%.1fM non-embedding), attention=%s, world=%d, grad_accum=%d, "
-             "tokens/step=%d, steps=%d, decay_steps=%d, FLOPs/token=%.3g", cfg.name,
-             num_params(cfg.model) / 1e6, num_params(cfg.model, embedding=False) / 1e6, attn, world, grad_accum,
-             tokens_per_step, total_steps, decay_steps, fpt)
+    peak = peak_tflops_for(torch.cuda.get_device_name(device) if device.type == "cuda" else None, cfg.peak_tflops)
+    log.info("model %s: %.1fM params (%.1fM non-embedding), attention=%s, world=%d, mesh=%s, grad_accum=%d, "
+             "tokens/step=%d, steps=%d, decay_steps=%d, FLOPs/token=%.3g, peak=%s TFLOP/s", cfg.name,
+             num_params(cfg.model) / 1e6, num_params(cfg.model, embedding=False) / 1e6, attn, world,
+             dict(zip(mesh.mesh_dim_names, mesh.shape)), grad_accum, tokens_per_step, total_steps, decay_steps,
+             fpt, peak)
 
     decay, no_decay = [], []
     for p in model.parameters():
@@ -254,8 +294,15 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
 
     # -- data
     schedule = cfg.mix_schedule or ([[0, cfg.data_weights]] if cfg.data_weights else None)
+    problems = check_shards(root, manifest, sha256_part=(rank, world) if cfg.verify_sha256 else None)
+    if cfg.verify_sha256:  # each rank hashed 1/world of the shards: every rank needs every verdict
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, problems)
+        problems = {k: v for part in gathered for k, v in part.items()}
     dataset = PackedDataset(cfg.data, seq_len=cfg.seq_len, batch_size=cfg.micro_batch_size, rank=rank,
-                            world_size=world, num_workers=cfg.num_workers, seed=cfg.seed, schedule=schedule)
+                            world_size=world, num_workers=cfg.num_workers, seed=cfg.seed, schedule=schedule,
+                            vocab_size=int(tok.get("vocab_size") or cfg.model.vocab_size), bad_data=cfg.bad_data,
+                            shard_problems=problems)
     loader = resources.enter_context(
         PackedLoader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"))
     val: dict[str, torch.Tensor] = {}
@@ -268,20 +315,25 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
 
     # -- resume
     ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_ckpts)
-    step = 0
-    resume_from = None
-    if cfg.resume not in ("none", ""):
-        resume_from = ckpt.latest() if cfg.resume == "auto" else Path(cfg.resume)
+    step = skipped_steps = 0
+    resume_from, state = resume(ckpt, cfg, model, optimizer, device)
     if resume_from is not None:
-        state = ckpt.load(resume_from, model, optimizer)
         scheduler.load_state_dict(state["scheduler"])
-        loader.load_state_dict(state["data"])
         step = int(state["step"])
+        skipped_steps = int(state.get("skipped_steps", 0))
+        if cfg.reset_data_position:
+            loader.reset_position(step * tokens_per_step)
+            log.warning("data position reset on resume (reset_data_position=true): saved by world size %d, now %d; "
+                        "every reader restarts its stream at global token %d (documents may repeat)",
+                        state["meta"]["world_size"], world, step * tokens_per_step)
+        else:
+            loader.load_state_dict(state["data"])
         log.info("resumed from %s at step %d", resume_from, step)
 
     def save(at: int) -> None:
         ckpt.save(at, model, optimizer,
-                  {"step": at, "scheduler": scheduler.state_dict(), "data": loader.state_dict()},
+                  {"step": at, "scheduler": scheduler.state_dict(), "data": loader.state_dict(),
+                   "skipped_steps": skipped_steps},
                   meta={"config": cfg.to_dict()})
 
     metrics_file = resources.enter_context(open(run_dir / "metrics.jsonl", "a")) if rank == 0 else None
@@ -306,51 +358,103 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
     if step == 0:
         run_val(0)  # the untrained baseline (about ln(vocab)) that later validation losses are read against
     model.train()
-    t_last, tokens_since = time.perf_counter(), 0
+    # Throughput clock: runs during training steps only; validation and checkpoint time is paused out.
+    t_last, tokens_since, paused_s = time.perf_counter(), 0, 0.0
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     last_saved = step
     while step < total_steps:
         lr = scheduler.get_last_lr()[0]
         loss_sum = torch.zeros((), device=device)
-        for _ in range(grad_accum):
+        for micro in range(grad_accum):
+            set_grad_sync(model, cfg.grad_sync, last=micro == grad_accum - 1)
             batch = next(loader).to(device, non_blocking=True)
             loss = loss_fn(model(batch[:, :-1]), batch[:, 1:])
             (loss / grad_accum).backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if hasattr(grad_norm, "full_tensor"):
-            grad_norm = grad_norm.full_tensor()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm, applied = optimizer_step(model, optimizer, cfg.grad_clip)
+        scheduler.step()  # a skipped update still uses up its step (the data was consumed)
+        if not applied:
+            skipped_steps += 1
+            log.warning("step %d: gradient norm %s is not finite: update skipped (%d so far)",
+                        step + 1, grad_norm, skipped_steps)
         step += 1
         tokens_since += tokens_per_step
 
         if step % cfg.log_every == 0 or step == total_steps:
             loss_avg = loss_sum / grad_accum
             dist.all_reduce(loss_avg, op=dist.ReduceOp.AVG) if device.type == "cuda" else _avg_gloo(loss_avg)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            data = loader.data_stats()
+            counts = torch.tensor([data["row_group_reads"], data["skipped_docs"]], dtype=torch.float64, device=device)
+            dist.all_reduce(counts)
+            sync()
             now = time.perf_counter()
-            tps = tokens_since / (now - t_last) / world
+            busy = max(1e-9, now - t_last - paused_s)
+            tps = tokens_since / busy / world
             row = {"type": "train", "step": step, "tokens": step * tokens_per_step, "loss": loss_avg.item(),
-                   "lr": lr, "grad_norm": grad_norm.item(), "tokens_per_s_per_device": tps,
-                   "tflops_per_device": tps * fpt / 1e12, "mfu": tps * fpt / (cfg.peak_tflops * 1e12),
-                   "step_time_s": (now - t_last) / max(1, tokens_since // tokens_per_step),
-                   **_max_memory_gib(device)}
+                   "lr": lr, "grad_norm": grad_norm, "skipped_steps": skipped_steps,
+                   "tokens_per_s_per_device": tps, "tflops_per_device": tps * fpt / 1e12,
+                   "mfu": tps * fpt / (peak * 1e12) if peak else None, "peak_tflops": peak,
+                   "step_time_s": busy / max(1, tokens_since // tokens_per_step),
+                   "row_group_reads": int(counts[0]), "skipped_docs": int(counts[1]),
+                   "data_epochs": data["epochs"], **_max_memory_gib(device)}
             emit(row)
-            log.info("step %d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s/dev | mfu %.2f%%", step,
-                     row["loss"], lr, row["grad_norm"], tps, 100 * row["mfu"])
-            t_last, tokens_since = time.perf_counter(), 0
-        if cfg.val_every and step % cfg.val_every == 0:
-            run_val(step)
-        if cfg.ckpt_every and step % cfg.ckpt_every == 0:
-            save(step)
-            last_saved = step
+            log.info("step %d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s/dev | mfu %s", step,
+                     row["loss"], lr, grad_norm, tps, f"{100 * row['mfu']:.2f}%" if peak else "n/a")
+            t_last, tokens_since, paused_s = time.perf_counter(), 0, 0.0
+        if (cfg.val_every and step % cfg.val_every == 0) or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
+            sync()  # queued training work finishes on the training clock
+            t_pause = time.perf_counter()
+            if cfg.val_every and step % cfg.val_every == 0:
+                run_val(step)
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0:
+                save(step)
+                last_saved = step
+            paused_s += time.perf_counter() - t_pause
     if val and not (cfg.val_every and step % cfg.val_every == 0):
         run_val(step)
     if last_saved != step:
         save(step)
     return rows
+
+
+def resume(ckpt: Checkpointer, cfg: TrainConfig, model, optimizer, device: torch.device) -> tuple[Path | None, dict]:
+    """Load the checkpoint to resume from: ``resume=auto`` takes the newest intact one, falling back
+    (with a warning) past checkpoints with missing files or that fail to load on any rank."""
+    if cfg.resume in ("none", ""):
+        return None, {}
+    if cfg.resume == "auto":
+        candidates = ckpt.candidates()
+    else:
+        candidates = [Path(cfg.resume)]
+        problem = check_intact(candidates[0])
+        if problem:
+            raise ValueError(f"resume={cfg.resume}: checkpoint is not intact ({problem})")
+    for path in candidates:
+        problem = check_intact(path)
+        if problem:
+            log.warning("checkpoint %s is not intact (%s): trying the previous one", path, problem)
+            continue
+        error = None
+        try:
+            state = ckpt.load(path, model, optimizer, reset_data=cfg.reset_data_position)
+        except (Exception, CheckpointException) as e:  # noqa: BLE001 - corrupt file, version skew: try an older one
+            error, state = e, {}
+        failed = torch.tensor([0.0 if error is None else 1.0], device=device)
+        dist.all_reduce(failed, op=dist.ReduceOp.MAX)  # all ranks take the same checkpoint
+        if failed.item() == 0:
+            return path, state
+        if cfg.resume != "auto":
+            raise RuntimeError(f"resume={cfg.resume}: loading failed") from error
+        log.warning("checkpoint %s failed to load (%s): trying the previous one", path,
+                    f"{type(error).__name__}: {error}" if error else "on another rank")
+    if candidates:  # never train from scratch over a run directory that holds checkpoints
+        raise RuntimeError(f"no checkpoint in {ckpt.dir} can be resumed from (see the warnings above); "
+                           "resume=none starts from scratch")
+    return None, {}
 
 
 def _avg_gloo(t: torch.Tensor) -> None:
@@ -359,7 +463,12 @@ def _avg_gloo(t: torch.Tensor) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["export"]:
+        from .hf_export import main as export_main
+
+        return export_main(args[1:])
+    cfg = parse_args(args)
     train(cfg)
     return 0
 

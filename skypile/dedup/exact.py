@@ -6,8 +6,10 @@ the same page crawled under several URLs or re-served with different spacing.
 
 As a corpus stage (see :mod:`skypile.corpus`) only a 16-byte hash and the
 document's id and location are shuffled: facts ``(hash, (id, split, row))`` are
-grouped by hash, and in each group of two or more every member but the one with
-the smallest ``(id, split, row)`` gets a drop verdict.  The choice depends only
+grouped by the hash's first 64 bits (a packed :class:`~skypile.corpus.KeyedFacts`,
+so the in-process executor groups them with numpy, a key partition at a time),
+split by the other 64, and in each group of two or more every member but the
+one with the smallest ``(id, split, row)`` gets a drop verdict.  The choice depends only
 on the group's contents, so every executor keeps the same copy.
 """
 
@@ -18,7 +20,9 @@ import re
 import unicodedata
 from typing import Any, Iterable, Iterator
 
-from skypile.corpus import Coll, Decision, DocRef
+import numpy as np
+
+from skypile.corpus import Coll, Decision, DocRef, KeyedFacts
 from skypile.document import Document, Dropped
 from skypile.stage import drop
 
@@ -50,16 +54,41 @@ def _verdicts(group: tuple[bytes, Iterable[Member]]) -> Iterator[tuple[DocRef, t
         yield DocRef(split, row), ("exact_duplicate", f"duplicate of {survivor[0]}")
 
 
+def _by_full_hash(group: tuple[int, Iterable[tuple]]) -> Iterator[tuple[tuple[int, bytes], list[Member]]]:
+    """A 64-bit group split by the other 64 bits of the hash: members whose whole 128-bit hash is equal."""
+    key, members = group
+    by_rest: dict[bytes, list[Member]] = {}
+    for rest, doc_id, split, row in members:
+        by_rest.setdefault(rest, []).append((doc_id, split, row))
+    for rest, same in by_rest.items():
+        yield (key, rest), same
+
+
+def _has_copies(members: Iterable[Member]) -> bool:
+    it = iter(members)
+    return next(it, None) is not None and next(it, None) is not None
+
+
+def _report(group: tuple[bytes, Iterable[Member]]) -> Iterator[tuple[str, str, str]]:
+    """Every member of a group of copies, survivor included, with the survivor's id as the cluster id."""
+    _, members = group
+    survivor, _ = resolve_group(members)
+    for doc_id, _, _ in members:
+        yield doc_id, survivor[0], STAGE
+
+
 class ExactDedup:
     """Corpus stage ``exact_dedup``: one survivor per group of identical normalized texts."""
 
     name = STAGE
 
-    def facts(self, doc: Document, ref: DocRef) -> Iterator[tuple[bytes, Member]]:
-        yield dedup_key(doc), (doc.id, ref.split, ref.row)
+    def facts(self, doc: Document, ref: DocRef) -> Iterator[KeyedFacts]:
+        key = dedup_key(doc)  # 128 bits: the first 64 group, the last 64 split a group on the rare 64-bit collision
+        yield KeyedFacts(np.frombuffer(key[:8], dtype="<u8").astype(np.uint64), (key[8:], doc.id, ref.split, ref.row))
 
     def decide(self, facts: Coll) -> Decision:
-        return Decision(verdicts=facts.group_by_key().flat_map(_verdicts))
+        groups = facts.group_by_key().flat_map(_by_full_hash).filter(lambda kv: _has_copies(kv[1]))
+        return Decision(verdicts=groups.flat_map(_verdicts), report=groups.flat_map(_report))
 
     def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
         if verdict is None:

@@ -13,9 +13,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
+
+import pyarrow as pa
 
 from skypile import io
+from skypile.corpus import REPORT_FIELDS
 from skypile.config import ConfigError, RunConfig
 from skypile.executor.pack import ShardInfo, ShardPlan, write_shard
 from skypile.executor.plan import Pass, compile_passes
@@ -46,6 +49,10 @@ class Job:
     @property
     def tokenized(self) -> bool:
         return self.passes[-1].tokenized
+
+    @property
+    def token_type(self) -> str:
+        return self.passes[-1].token_type
 
     def manifest_extra(self) -> dict:
         return {"recipe": self.recipe.name, "stages": self.recipe.stage_names, "tokenizer": self.tokenizer,
@@ -120,10 +127,36 @@ def write_fitted(run: RunDir, stage: str, table: Any) -> None:
     io.atomic_write_text(run.fitted_uri(stage), json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
-def pack_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> ShardInfo:
+REPORT_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in REPORT_FIELDS])
+
+
+def write_report(run: RunDir, stage: str, rows: Iterable[tuple]) -> int:
+    """A corpus stage's report rows (see :class:`skypile.corpus.Decision`) to ``DIR/reports/<stage>.parquet``."""
+    import pyarrow.parquet as pq
+
+    batch: list[tuple] = []
+    n = 0
+    with io.atomic_output(run.report_uri(stage)) as out, pq.ParquetWriter(out, REPORT_SCHEMA) as writer:
+        def flush() -> None:
+            if batch:
+                writer.write_table(pa.Table.from_arrays([pa.array(col, pa.string()) for col in zip(*batch)], schema=REPORT_SCHEMA))
+                batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            n += 1
+            if len(batch) >= 65536:
+                flush()
+        flush()
+        if n == 0:
+            writer.write_table(REPORT_SCHEMA.empty_table())
+    return n
+
+
+def pack_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int, token_type: str = "uint16") -> ShardInfo:
     """One packing task (either executor): write or reuse the shard, and commit its stats as data."""
     t0 = time.perf_counter()
-    info = write_shard(run, plan, tokenized, row_group_rows)
+    info = write_shard(run, plan, tokenized, row_group_rows, token_type)
     stats = StageStats()
     stats.add("write", "kept", info.rows)
     stats.add_time("write", time.perf_counter() - t0)

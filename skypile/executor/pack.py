@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skypile import io
-from skypile.document import DOCUMENT_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA
+from skypile.document import DOCUMENT_SCHEMA, SCHEMA_VERSION, shard_schema
 from skypile.executor.rundir import PartInfo, RunDir
 
 SHARDS_DIR = "shards"
@@ -103,7 +103,7 @@ def _slices(run: RunDir, rel: str, start: int, end: int) -> Iterator[pa.Table]:
     """Rows ``[start, end)`` of a part file, one row group at a time."""
     fs, path = io.filesystem_and_path(run.uri(rel))
     with fs.open_input_file(path) as f:
-        pf = pq.ParquetFile(f)
+        pf = pq.ParquetFile(f, pre_buffer=False)
         first = 0
         for i in range(pf.metadata.num_row_groups):
             n = pf.metadata.row_group(i).num_rows
@@ -140,11 +140,11 @@ def _is_complete(run: RunDir, plan: ShardPlan) -> bool:
     return meta.get(_META_KEY, b"").decode() == plan.identity()
 
 
-def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int) -> ShardInfo:
+def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int, token_type: str = "uint16") -> ShardInfo:
     """Write one planned shard, or reuse it when a complete one of the same plan is there."""
     if _is_complete(run, plan):
         return describe_shard(run.root, plan.name)
-    base = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
+    base = shard_schema(token_type) if tokenized else DOCUMENT_SCHEMA
     schema = base.with_metadata({**(base.metadata or {}), _META_KEY: plan.identity().encode()})
     uri = run.uri(plan.name)
     rows = tokens = 0
@@ -176,10 +176,10 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
     return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
 
 
-def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: dict) -> dict:
+def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: dict, token_type: str = "uint16") -> dict:
     """``root/manifest.json``: the shards (path, rows, tokens, bytes, sha256) and what made them (``extra``)."""
     shards = sorted(shards, key=lambda s: s.path)
-    schema = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
+    schema = shard_schema(token_type) if tokenized else DOCUMENT_SCHEMA
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "schema": schema.to_string(show_schema_metadata=False),

@@ -26,6 +26,7 @@ class Pass:
     stages: list[Any] = field(default_factory=list)  # per-document stages, run fused
     facts_for: Any = None  # corpus stage whose facts this pass computes (None for the last pass)
     tokenized: bool = False  # documents carry tokens when this pass writes them
+    token_type: str = "uint16"  # their id type in the part files (the tokenizer's: uint32 above 65,536 pieces)
 
     @property
     def last(self) -> bool:
@@ -39,15 +40,16 @@ class Pass:
 def compile_passes(steps: list[Any]) -> list[Pass]:
     passes: list[Pass] = []
     current = Pass(0)
-    tokenized = False
+    tokenized, token_type = False, "uint16"
     for step in steps:
         if is_corpus_stage(step):
-            current.facts_for, current.tokenized = step, tokenized
+            current.facts_for, current.tokenized, current.token_type = step, tokenized, token_type
             passes.append(current)
             current = Pass(len(passes), apply=step)
         else:
-            tokenized = tokenized or bool(getattr(step, "produces_tokens", False))
+            if getattr(step, "produces_tokens", False):
+                tokenized, token_type = True, getattr(step, "token_type", "uint16")
             current.stages.append(step)
-    current.tokenized = tokenized
+    current.tokenized, current.token_type = tokenized, token_type
     passes.append(current)
     return passes

@@ -7,6 +7,7 @@
     DIR/stats.json                           merged task stats: counts, seconds, balance
     DIR/dropped/p<pass>-<split>.jsonl        dead letters, one file per task
     DIR/fitted/<stage>.json                  what corpus stages fitted (tables), reusable
+    DIR/reports/<stage>.parquet              what corpus stages report (dedup: cluster members)
     DIR/_work/run.json                       the run's fingerprint and config
     DIR/_work/p<pass>/<split>.parquet        a task's documents (intermediate part)
     DIR/_work/p<pass>/<split>.facts.pkl      the facts it computed for the next corpus stage
@@ -40,7 +41,7 @@ from skypile.readers.sources import Split
 from skypile.stage import StageStats
 
 WORK = "_work"
-MANAGED = ("shards", "dropped", "fitted", WORK, "manifest.json", "stats.json")
+MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet")
 FACTS_CHUNK = 4096
 
 
@@ -97,6 +98,9 @@ class RunDir:
 
     def fitted_uri(self, stage: str) -> str:
         return self.uri("fitted", f"{stage}.json")
+
+    def report_uri(self, stage: str) -> str:
+        return self.uri("reports", f"{stage}.parquet")
 
     def commit_task(self, pass_index: int, split: str, stats: StageStats, part: PartInfo, n_facts: int) -> None:
         body = {"stats": stats.to_json(), "part": part.to_json(), "facts": n_facts}

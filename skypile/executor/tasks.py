@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from skypile import io
 from skypile.corpus import DocRef
-from skypile.document import DOCUMENT_SCHEMA, SHARD_SCHEMA, Document, Dropped, documents_to_table, table_to_documents
+from skypile.document import DOCUMENT_SCHEMA, Document, Dropped, documents_to_table, shard_schema, table_to_documents
 from skypile.executor.plan import Pass
 from skypile.executor.rundir import PartInfo, RunDir
 from skypile.readers.sources import Split
-from skypile.stage import StageStats, drop
+from skypile.stage import CHARS_REMOVED, StageStats, drop
 
 log = logging.getLogger(__name__)
 READ_BATCH_ROWS = 256
@@ -49,10 +49,11 @@ class TaskDone:
 class PartWriter:
     """Documents → one Parquet file, a row group at a time (memory: one row group)."""
 
-    def __init__(self, out: Any, tokenized: bool, row_group_rows: int, max_row_group_bytes: int = ROW_GROUP_MAX_BYTES):
+    def __init__(self, out: Any, tokenized: bool, row_group_rows: int, max_row_group_bytes: int = ROW_GROUP_MAX_BYTES,
+                 token_type: str = "uint16"):
         self.max_row_group_bytes = max_row_group_bytes
-        self.schema = SHARD_SCHEMA if tokenized else DOCUMENT_SCHEMA
-        self.tokenized = tokenized
+        self.schema = shard_schema(token_type) if tokenized else DOCUMENT_SCHEMA
+        self.tokenized, self.token_type = tokenized, token_type
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd")
         self.row_group_rows = row_group_rows
         self.buf: list[Document] = []
@@ -78,7 +79,8 @@ class PartWriter:
 
     def _flush(self) -> None:
         if self.buf:
-            self.writer.write_table(documents_to_table(self.buf, with_tokens=self.tokenized), row_group_size=len(self.buf))
+            table = documents_to_table(self.buf, with_tokens=self.tokenized, token_type=self.token_type)
+            self.writer.write_table(table, row_group_size=len(self.buf))
             self.buf, self.buf_bytes = [], 0
 
     def __enter__(self) -> "PartWriter":
@@ -103,7 +105,8 @@ def read_part(run: RunDir, rel: str) -> Iterator[Document]:
     """The documents of a part file, streamed a batch at a time."""
     fs, path = io.filesystem_and_path(run.uri(rel))
     with fs.open_input_file(path) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=READ_BATCH_ROWS):
+        # pre_buffer=False: read a row group when it is reached (pre-buffering fetches the whole file's columns)
+        for batch in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
             yield from table_to_documents(pa.Table.from_batches([batch]))
 
 
@@ -129,7 +132,9 @@ class _Task:
         """Run one stage on one item: count, time, and turn an exception into a dead letter.
 
         A stage that changes documents without dropping them may report how many
-        (``drain_changes() -> {what: n}``); those are counted as ``changed.<what>``.
+        (``drain_changes() -> {what: n}``); those are counted as ``changed.<what>``,
+        except ``chars_removed``, the text a stage removed, which also counts the
+        text of every document it drops.
         """
         name = stage.name
         self.stats.record_in(name)
@@ -142,8 +147,10 @@ class _Task:
         drain = getattr(stage, "drain_changes", None)
         if drain is not None:
             for what, n in drain().items():
-                self.stats.add(name, f"changed.{what}", n)
+                self.stats.add(name, what if what == CHARS_REMOVED else f"changed.{what}", n)
         if isinstance(out, Dropped):
+            if isinstance(doc, Document):
+                self.stats.add(name, CHARS_REMOVED, len(doc.text))
             self._drop(out)
             return None
         self.stats.record_kept(name)
@@ -198,7 +205,7 @@ class _Task:
             facts = self.outputs.enter_context(run.facts_writer(p.index, split.name)) if facts_for is not None else None
             # the last pass's row groups are what packing plans with: keep them small next to a shard
             rg_bytes = max(1, min(ROW_GROUP_MAX_BYTES, shard_size // 16)) if p.last else ROW_GROUP_MAX_BYTES
-            writer = self.outputs.enter_context(PartWriter(part_out, p.tokenized, row_group_rows, rg_bytes))
+            writer = self.outputs.enter_context(PartWriter(part_out, p.tokenized, row_group_rows, rg_bytes, p.token_type))
             for row, doc in enumerate(self._inputs(source, prev)):
                 if p.apply is not None:
                     doc = self._step(p.apply, lambda: p.apply.apply(doc, verdicts.get(row), table), doc)

@@ -9,28 +9,50 @@ Order of checks, cheapest first, each a counted drop reason:
   (images, PDFs, JSON …);
 * ``undecodable`` no charset decodes the bytes cleanly (:func:`decode_html`);
 * ``no_main_text`` trafilatura finds no main content;
-* ``boilerplate_only`` main content (or WET text) existed but the line cleanup
-  (:mod:`skypile.extractors.lines`) removed all of it;
-* ``extract_error`` anything else that raised: a bad page must never stop a run.
+* ``boilerplate_only`` main content (or WET text) existed but the block rules
+  and the line cleanup removed all of it;
+* ``too_deep`` / ``too_complex`` the parsed tree is nested deeper or holds more
+  elements than trafilatura can handle whole (:mod:`skypile.extractors.tree`);
+* ``extract_timeout`` the page took longer than ``timeout_s``: extraction runs in a
+  helper process that is killed then (:mod:`skypile.extractors.bounded`);
+* ``extract_crash`` the helper died on the page (a segfault, the OS killing it);
+* ``extract_error`` anything else that raised, ``MemoryError`` under ``max_memory_mb``
+  included: a bad page must never stop a run.
 
-trafilatura settings were chosen on the shared ground truth (see
-``bench/extraction_quality.py`` and ``bench/results/extraction_quality.md``):
-comments off (on trafilatura-eval they add boilerplate leakage for almost no
-recall; CleanEval, whose gold keeps forum comments, gains a little from them),
-tables and the fallback extractors on (``fast=True`` loses recall on CleanEval).
+Extraction, per page language (:func:`page_lang`: Chinese when the HTML holds
+100+ Han characters, else English rules): the page is parsed once with
+``huge_tree`` (:mod:`skypile.extractors.tree`), trafilatura runs on that tree
+with the language's switches (:mod:`skypile.extractors.options`: English pages
+with comments, Chinese pages with ``favor_precision``), then Chinese pages go
+through the block rules on trafilatura's output tree
+(:mod:`skypile.extractors.blocks`) and English pages through trafilatura's
+text and the line cleanup (:mod:`skypile.extractors.lines`).  All of it was
+chosen on the dev half of the shared ground truth; the held-out half is
+reported beside it in ``bench/results/extraction_quality.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trafilatura
+from lxml.html import HtmlElement
 
 from skypile.document import DocMetadata, Document, Dropped, RawRecord
+from skypile.extractors.blocks import DEFAULT_BLOCK_RULES, BlockRules
+from skypile.extractors.bounded import BoundedRunner, Crash, Timeout
 from skypile.extractors.charset import UndecodableError, decode_html
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter
+from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
+from skypile.extractors.tree import LIBXML2_MAX_DEPTH, TreeRefused, parse_html
+from skypile.filters.length import text_units
+
+if TYPE_CHECKING:
+    from skypile.config import ExtractConfig
 
 __all__ = ["HtmlExtractor", "decode_html", "looks_like_html", "STAGE"]
 
@@ -52,6 +74,15 @@ _BINARY_MAGIC = (
 )
 _HTML_SNIFF_RE = re.compile(rb"<(?:!doctype\s+html|html|head|body|title|meta|div|p|table|article|h[1-6])[\s>/]", re.I)
 _WS_RUN_RE = re.compile(r"[ \t\u00a0\u3000]+")
+_HAN_RE = re.compile("[\u4e00-\u9fff]")
+ZH_MIN_HAN = 100  # a page with this many Han characters in its HTML is a Chinese page
+
+_WARMUP_RECORD = RawRecord(
+    id="warmup",
+    url="http://warmup.skypile.test/",
+    payload=b"<html><body><article><p>" + b"A first page loads what trafilatura loads lazily. " * 5 + b"</p></article></body></html>",
+    content_type="text/html",
+)
 
 # trafilatura logs an ERROR for every page it cannot parse ("empty HTML tree"); each such page
 # is already a counted drop (no_main_text), so at crawl scale the log lines are only noise.
@@ -64,6 +95,11 @@ def looks_like_html(payload: bytes) -> bool:
     if head.startswith(_BINARY_MAGIC):
         return False
     return bool(_HTML_SNIFF_RE.search(head))
+
+
+def page_lang(html: str) -> str:
+    """``zh`` for a Chinese page, else ``en`` (every other page gets the English thresholds)."""
+    return "zh" if len(_HAN_RE.findall(html, 0, 500_000)) >= ZH_MIN_HAN else "en"
 
 
 def _normalize_text(text: str) -> str:
@@ -85,16 +121,74 @@ class HtmlExtractor:
     """
 
     max_bytes: int = 10 * 1024 * 1024
-    include_comments: bool = False
+    include_comments: bool = False  # True: comments on every page (else as ``en`` / ``zh`` say)
     include_tables: bool = True
-    fast: bool = False  # True skips trafilatura's fallback extractors: ~30% faster, slightly lower recall
+    fast: bool = False  # True: no fallback extractors on any page (else as ``en`` / ``zh`` say)
     line_filter: LineFilter | None = field(default=DEFAULT_LINE_FILTER)
+    block_rules: BlockRules | None = field(default=DEFAULT_BLOCK_RULES)  # None: text output, lines only
+    en: TrafilaturaSwitches = DEFAULT_EN  # switches for pages that are not Chinese
+    zh: TrafilaturaSwitches = DEFAULT_ZH
+    precision_retry_units: int = 100  # see _blocks
+    timeout_s: float = 15.0  # per page, in a helper process (0: in this process, unbounded)
+    max_memory_mb: int = 0  # address-space cap of that helper (0: none)
+    max_depth: int = 1000
+    max_elements: int = 100_000
+    max_row_cells: int = 2000
     name: str = STAGE
+
+    def __post_init__(self) -> None:
+        self._runner: BoundedRunner | None = None
+
+    @classmethod
+    def from_config(cls, c: ExtractConfig) -> HtmlExtractor:
+        """The stage as the run config's ``extract`` section describes it (pipeline and ``skypile extract``)."""
+        from skypile.config import ConfigError
+
+        if c.timeout_s < 0 or c.max_memory_mb < 0:
+            raise ConfigError("extract.timeout_s and extract.max_memory_mb must be >= 0")
+        if not 1 <= c.max_depth < LIBXML2_MAX_DEPTH:
+            raise ConfigError(f"extract.max_depth must be in 1..{LIBXML2_MAX_DEPTH - 1} (libxml2 drops deeper text)")
+        return cls(
+            max_bytes=c.max_page_bytes,
+            include_comments=c.include_comments,
+            include_tables=c.include_tables,
+            fast=c.fast,
+            line_filter=c.lines if c.line_cleanup else None,
+            block_rules=c.blocks if c.block_rules else None,
+            en=c.en,
+            zh=c.zh,
+            precision_retry_units=c.precision_retry_units,
+            timeout_s=c.timeout_s,
+            max_memory_mb=c.max_memory_mb,
+            max_depth=c.max_depth,
+            max_elements=c.max_elements,
+            max_row_cells=c.max_row_cells,
+        )
 
     def _drop(self, rec: RawRecord, reason: str, detail: str = "") -> Dropped:
         return Dropped(stage=self.name, reason=reason, id=rec.id, url=rec.url, detail=detail[:500])
 
     def __call__(self, rec: RawRecord) -> Document | Dropped:
+        if self.timeout_s > 0 and len(rec.payload) <= self.max_bytes:
+            if self._runner is None:
+                self._runner = BoundedRunner(
+                    dataclasses.replace(self, timeout_s=0), self.timeout_s, self.max_memory_mb, _WARMUP_RECORD
+                )
+            try:
+                return self._runner(rec)
+            except Timeout:
+                return self._drop(rec, "extract_timeout", f"over {self.timeout_s:g} s")
+            except Crash as e:
+                return self._drop(rec, "extract_crash", str(e))
+        return self.extract_here(rec)
+
+    def close(self) -> None:
+        """Stop this thread's helper process (it also stops by itself when this process exits)."""
+        if self._runner is not None:
+            self._runner.close()
+
+    def extract_here(self, rec: RawRecord) -> Document | Dropped:
+        """Extract in this process, without the time bound (what the helper process runs)."""
         try:
             return self._extract(rec)
         except Exception as e:  # noqa: BLE001 - a bad page must never stop the run
@@ -105,6 +199,24 @@ class HtmlExtractor:
                 url=str(getattr(rec, "url", "")),
                 detail=f"{type(e).__name__}: {e}"[:500],
             )
+
+    def _blocks(self, html: str, tree: HtmlElement, options: dict, lang: str) -> str | None:
+        """trafilatura's output tree through the block rules (None: no main text).
+
+        ``favor_precision`` sometimes picks a teaser list instead of the article
+        (dev pages of GNE's 163.com set): when the precise result keeps fewer than
+        ``precision_retry_units`` words/characters, the page is extracted again without it.
+        """
+        doc = trafilatura.bare_extraction(tree, include_links=True, **options)
+        text = None
+        if doc is not None and (doc.text or "").strip():
+            text = _normalize_text(self.block_rules([doc.body, doc.commentsbody], self.line_filter, lang))
+        if options["favor_precision"] and (text is None or text_units(text) < self.precision_retry_units):
+            again = self._blocks(html, parse_html(html, self.max_depth, self.max_elements, self.max_row_cells),
+                                 dict(options, favor_precision=False), lang)
+            if again is not None and (text is None or text_units(again) > text_units(text)):
+                return again
+        return text
 
     def _extract(self, rec: RawRecord) -> Document | Dropped:
         payload = rec.payload
@@ -122,21 +234,36 @@ class HtmlExtractor:
         except UndecodableError as e:
             return self._drop(rec, "undecodable", str(e))
         if rec.is_plain_text:
-            text = html
+            text = _normalize_text(html)
+            if self.line_filter is not None:
+                text = self.line_filter(text)
         else:
-            text = trafilatura.extract(
-                html,
+            try:
+                tree = parse_html(html, self.max_depth, self.max_elements, self.max_row_cells)
+            except TreeRefused as e:
+                return self._drop(rec, e.reason, str(e))
+            lang = page_lang(html)
+            switches = self.zh if lang == "zh" else self.en
+            options = dict(
                 url=rec.url or None,
-                fast=self.fast,
-                include_comments=self.include_comments,
+                fast=self.fast or switches.fast,
+                include_comments=self.include_comments or switches.include_comments,
+                favor_precision=switches.favor_precision,
+                favor_recall=switches.favor_recall,
                 include_tables=self.include_tables,
                 deduplicate=False,
             )
-            if not text or not text.strip():
-                return self._drop(rec, "no_main_text")
-        text = _normalize_text(text)
-        if self.line_filter is not None:
-            text = self.line_filter(text)
+            if self.block_rules is None or lang not in self.block_rules.languages:
+                out = trafilatura.extract(tree, **options)
+                if not out or not out.strip():
+                    return self._drop(rec, "no_main_text")
+                text = _normalize_text(out)
+                if self.line_filter is not None:
+                    text = self.line_filter(text)
+            else:
+                text = self._blocks(html, tree, options, lang)
+                if text is None:
+                    return self._drop(rec, "no_main_text")
         text = text.strip()
         if not text:
             return self._drop(rec, "boilerplate_only")

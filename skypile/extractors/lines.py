@@ -7,8 +7,9 @@ lines trafilatura (or a WET record) gives us, with rules simple enough to
 audit:
 
 1. **Boilerplate lines** – contact details (e-mail, phone, "Contact us",
-   "联系我们"), copyright/ICP notices and calls to action ("Sign up",
-   "Subscribe", "扫描二维码") are dropped when the line is not long prose.
+   "联系我们"), copyright/ICP notices, calls to action ("Sign up",
+   "Subscribe", "扫描二维码") and bylines/datelines ("Posted by", "来源：")
+   are dropped when the line is not long prose.
 2. **Navigation bars** – three or more short segments separated by ``|``,
    ``>``, ``»``, ``·``, ``/`` … ("Home | News | Sports | Contact").
 3. **Fragments** – a short line that does not read as a sentence is kept only
@@ -29,7 +30,10 @@ from dataclasses import dataclass
 
 from skypile.filters.length import cjk_count, word_count
 
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# Linear on any input: a match may start only where a run of local-part characters starts
+# (the lookbehind), and the possessive runs never backtrack.  The unanchored form,
+# ``[\w.+-]+@``, retried every start inside a long unspaced token: quadratic (50k chars, 4 s).
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++\.[\w.-]++")
 # 8+ digits in phone-number shape: +86 10-1234 5678, (555) 123-4567, 400-800-8888
 _PHONE_RE = re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?![\w.])")
 _CONTACT_RE = re.compile(
@@ -46,7 +50,16 @@ _CTA_RE = re.compile(
     r"点击(?:查看|进入|这里|下载)|扫描?二维码|扫一扫|关注(?:我们|公众号)|分享到|责任编辑|返回(?:首页|顶部)|上一篇|下一篇",
     re.I,
 )
+# The three keyword lists as one case-sensitive pattern run on the lowercased line: one scan
+# instead of three IGNORECASE ones, ~3x faster (the line cleanup was a fifth of extract's time).
+# Bylines and datelines ("Posted by ... on ...", "发布时间：... 来源：...").
+_BYLINE_RE = re.compile(
+    r"posted (?:by|on|at|in) |published (?:on|by) |^(?:last )?updated:|发布时间[:：]|来源[:：]|作者[:：]|编辑[:：]", re.I
+)
+_KEYWORDS_RE = re.compile("|".join(f"(?:{r.pattern})" for r in (_CONTACT_RE, _LEGAL_RE, _CTA_RE, _BYLINE_RE)))
+_DIGITS_RE = re.compile(r"\d{2}")
 _NAV_SPLIT_RE = re.compile(r"\s*(?:[|｜»›>→·•/]|\s-\s|\s–\s|\s—\s)\s*")
+_NAV_CHARS = ("|", "｜", "»", "›", ">", "→", "·", "•", "/", " - ", " – ", " — ")
 _SENTENCE_END = tuple(".!?。！？…:：;；\"'”’」』)）")
 
 
@@ -60,9 +73,10 @@ class LineFilter:
     sentence_cjk: int = 8
     boilerplate_max_words: int = 40  # boilerplate patterns only drop lines shorter than this
     boilerplate_max_cjk: int = 80
-    max_fragment_run: int = 2  # at most this many short lines above prose are kept as its heading
+    max_fragment_run: int = 3  # at most this many short lines above prose are kept as its heading (3: best on dev)
     nav_min_segments: int = 3
     nav_max_segment_units: int = 4
+    boilerplate_max_chars: int = 2000  # longer lines are not boilerplate: its patterns never scan them
 
     def _units(self, line: str) -> tuple[int, bool]:
         n_cjk, n_words = cjk_count(line), word_count(line)
@@ -70,19 +84,22 @@ class LineFilter:
 
     def is_boilerplate(self, line: str, size: tuple[int, bool] | None = None) -> bool:
         """Contact, legal or call-to-action line that is not long prose (``size``: ``_units(line)`` if known)."""
+        if len(line) > self.boilerplate_max_chars:
+            return False
         units, cjk = size or self._units(line)
         if units >= (self.boilerplate_max_cjk if cjk else self.boilerplate_max_words):
             return False
         return bool(
-            _EMAIL_RE.search(line)
-            or _PHONE_RE.search(line)
-            or _CONTACT_RE.search(line)
-            or _LEGAL_RE.search(line)
-            or _CTA_RE.search(line)
+            ("@" in line and _EMAIL_RE.search(line))
+            or (_DIGITS_RE.search(line) and _PHONE_RE.search(line))
+            or _KEYWORDS_RE.search(line.lower())
         )
 
     def is_nav(self, line: str) -> bool:
         """Several short separator-delimited segments ("Home | News | Sport")."""
+        # Most lines hold no separator at all: counting characters (C speed) settles them.
+        if sum(line.count(c) for c in _NAV_CHARS) < self.nav_min_segments - 1:
+            return False
         segments = [s for s in _NAV_SPLIT_RE.split(line) if s.strip()]
         if len(segments) < self.nav_min_segments:
             return False
@@ -97,11 +114,21 @@ class LineFilter:
         return units >= (self.sentence_cjk if cjk else self.sentence_words) and line.endswith(_SENTENCE_END)
 
     def __call__(self, text: str) -> str:
-        stripped = [ln.strip() for ln in text.splitlines()]
-        sized = [(ln, self._units(ln)) for ln in stripped if ln]  # each line measured once
-        sized = [(ln, size) for ln, size in sized if not self.is_boilerplate(ln, size) and not self.is_nav(ln)]
-        lines = [ln for ln, _ in sized]
-        prose = [self.is_prose(ln, size) for ln, size in sized]
+        lines = text.splitlines()
+        return self.filter_lines(lines, [False] * len(lines))
+
+    def filter_lines(self, lines: list[str], protected: list[bool]) -> str:
+        """The cleanup on lines; a ``protected`` line (a body list item or table row, see
+        :mod:`skypile.extractors.blocks`) is exempt from the navigation and fragment rules."""
+        stripped = [(ln.strip(), prot) for ln, prot in zip(lines, protected)]
+        sized = [(ln, self._units(ln), prot) for ln, prot in stripped if ln]  # each line measured once
+        sized = [
+            (ln, size, prot)
+            for ln, size, prot in sized
+            if not self.is_boilerplate(ln, size) and (prot or not self.is_nav(ln))
+        ]
+        lines = [ln for ln, _, _ in sized]
+        prose = [prot or self.is_prose(ln, size) for ln, size, prot in sized]
         keep = list(prose)
         i = 0
         while i < len(lines):

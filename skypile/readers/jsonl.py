@@ -116,9 +116,9 @@ def _read_parquet(path: str, source: str) -> Iterator[Document | Dropped]:
     row = 0
     try:
         with fs.open_input_file(p) as f:
-            pf = pq.ParquetFile(f)
+            pf = pq.ParquetFile(f, pre_buffer=False)
             ours = "metadata" in pf.schema_arrow.names and "text" in pf.schema_arrow.names
-            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
                 if ours:  # SkyPile's own documents or shards: keep their typed metadata
                     for doc in table_to_documents(pa.Table.from_batches([batch])):
                         row += 1

@@ -2,10 +2,13 @@
 
 Settings follow the Skywork-13B tokenizer: BPE, digits split into single
 pieces, byte fallback (no ``<unk>`` at encode time for any UTF-8 input), text
-kept verbatim (identity normalization, whitespace preserved so code survives),
-and 17 reserved special pieces at fixed ids.  The full 65,536-piece vocabulary
-(base BPE + 8,000 single characters + ~25k Chinese words) builds on this module;
-the skeleton trains a small vocabulary with the same options.
+kept verbatim (identity normalization, whitespace preserved so code survives,
+no dummy-prefix space: ``decode(encode(s)) == s`` for every string but one holding
+U+2581, SentencePiece's own space marker),
+and 17 reserved special pieces at fixed ids.  The specials are control pieces:
+``encode`` never produces them from text, whatever the text says.  The full
+65,536-piece SkyPile vocabulary (this BPE as the base, extended with single
+characters and Chinese words) is :mod:`skypile.tokenizer.build`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Iterable, Iterator
 import sentencepiece as spm
 
 from skypile import io
-from skypile.document import Document, Dropped
+from skypile.document import Document, Dropped, token_type_for
 from skypile.readers.jsonl import iter_texts
 from skypile.stage import drop
 
@@ -71,24 +74,20 @@ def _texts_from_warc(path: str) -> Iterator[str]:
             yield doc.text
 
 
-def train_tokenizer(
+def train_bpe(
     input_files: list[str],
-    out_dir: str,
-    vocab_size: int = 8000,
+    vocab_size: int,
     *,
     character_coverage: float = 0.9995,
     max_sentences: int = 2_000_000,
     num_threads: int | None = None,
-) -> str:
-    """Train a BPE model; returns the path of ``<out_dir>/skypile-sp.model``.
+    hard_vocab_limit: bool = True,
+) -> tuple[bytes, int]:
+    """Train a BPE model in a scratch folder; returns ``(model bytes, training lines)``.
 
-    Writes ``.model``, ``.vocab`` and ``tokenizer.json`` (a card: options, specials,
-    sha256, inputs) atomically, so a crashed training never leaves a model that
-    looks complete.
+    ``hard_vocab_limit=False`` lets a small corpus stop below ``vocab_size`` instead of failing.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
         n_lines = 0
         with open(corpus, "w", encoding="utf-8") as f:
@@ -103,39 +102,74 @@ def train_tokenizer(
             model_prefix=str(prefix),
             model_type="bpe",
             vocab_size=vocab_size,
+            hard_vocab_limit=hard_vocab_limit,
             character_coverage=character_coverage,
             byte_fallback=True,
             split_digits=True,
             normalization_rule_name="identity",
             remove_extra_whitespaces=False,
+            # no "▁" glued to the start of every text: a text's ids are the same in transformers'
+            # LlamaTokenizer (loaded with add_prefix_space=False), whose Metaspace never doubles a leading space
+            add_dummy_prefix=False,
             allow_whitespace_only_pieces=True,
             unk_id=0,
             bos_id=1,
             eos_id=2,
             pad_id=3,
-            user_defined_symbols=RESERVED,
+            control_symbols=RESERVED,
             input_sentence_size=max_sentences,
             shuffle_input_sentence=True,
             max_sentence_length=16384,
             num_threads=num_threads or os.cpu_count() or 1,
             minloglevel=2,
         )
-        model_bytes = (Path(tmp) / f"{MODEL_NAME}.model").read_bytes()
-        card = {
-            "name": MODEL_NAME,
-            "model_type": "bpe",
-            "vocab_size": vocab_size,
-            "specials": SPECIALS,
-            "byte_fallback": True,
-            "split_digits": True,
-            "sha256": hashlib.sha256(model_bytes).hexdigest(),
-            "training_lines": n_lines,
-            "inputs": [str(p) for p in input_files],
-        }
-        io.atomic_write_bytes(str(out / f"{MODEL_NAME}.vocab"), (Path(tmp) / f"{MODEL_NAME}.vocab").read_bytes())
-        io.atomic_write_text(str(out / "tokenizer.json"), json.dumps(card, indent=2) + "\n")
-        io.atomic_write_bytes(str(out / f"{MODEL_NAME}.model"), model_bytes)
-    return str(out / f"{MODEL_NAME}.model")
+        return _without_scratch_paths((Path(tmp) / f"{MODEL_NAME}.model").read_bytes()), n_lines
+
+
+def _without_scratch_paths(model_bytes: bytes) -> bytes:
+    """Drop what the trainer records of this machine (scratch paths, thread count): same data, same bytes."""
+    from skypile.tokenizer.extend import parse_model
+
+    proto = parse_model(model_bytes)
+    del proto.trainer_spec.input[:]
+    proto.trainer_spec.ClearField("model_prefix")
+    proto.trainer_spec.ClearField("num_threads")
+    return proto.SerializeToString()
+
+
+def write_model(out_dir: str, model_bytes: bytes, card: dict) -> str:
+    """``<out_dir>/skypile-sp.model``, ``.vocab`` (piece, score) and ``tokenizer.json`` (the card), atomically.
+
+    The model is renamed into place last, so a crashed build never leaves a model that looks complete.
+    """
+    sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+    vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.get_piece_size()))
+    card = {"name": MODEL_NAME, "model_type": "bpe", "vocab_size": sp.get_piece_size(), "specials": SPECIALS,
+            "byte_fallback": True, "split_digits": True, **card, "sha256": hashlib.sha256(model_bytes).hexdigest()}
+    io.atomic_write_text(io.join(out_dir, f"{MODEL_NAME}.vocab"), vocab)
+    io.atomic_write_text(io.join(out_dir, "tokenizer.json"), json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    io.atomic_write_bytes(io.join(out_dir, f"{MODEL_NAME}.model"), model_bytes)
+    return io.join(out_dir, f"{MODEL_NAME}.model")
+
+
+def train_tokenizer(
+    input_files: list[str],
+    out_dir: str,
+    vocab_size: int = 8000,
+    *,
+    character_coverage: float = 0.9995,
+    max_sentences: int = 2_000_000,
+    num_threads: int | None = None,
+) -> str:
+    """Train a BPE model; returns the path of ``<out_dir>/skypile-sp.model``.
+
+    Writes ``.model``, ``.vocab`` and ``tokenizer.json`` (a card: options, specials,
+    sha256, inputs) atomically.
+    """
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model_bytes, n_lines = train_bpe(input_files, vocab_size, character_coverage=character_coverage,
+                                     max_sentences=max_sentences, num_threads=num_threads)
+    return write_model(out_dir, model_bytes, {"training_lines": n_lines, "inputs": [str(p) for p in input_files]})
 
 
 def load_tokenizer(path: str) -> spm.SentencePieceProcessor:
@@ -179,6 +213,20 @@ class Tokenize:
         if self._sp is None:
             self._sp = load_tokenizer(self.model_path)
         return self._sp
+
+    def check(self) -> None:
+        """At start-up (before :attr:`token_type` is asked for): a model that does not load is a config error."""
+        try:
+            self.sp
+        except (OSError, RuntimeError) as exc:
+            raise ValueError(
+                f"tokenizer model {self.model_path} cannot be loaded ({exc}); build it with `skypile models build`"
+            ) from None
+
+    @property
+    def token_type(self) -> str:
+        """Id type of the shards' ``tokens`` column: ``uint16`` up to 65,536 pieces, ``uint32`` above."""
+        return token_type_for(self.sp.get_piece_size())
 
     def __call__(self, doc: Document) -> Document | Dropped:
         ids = self.sp.encode(doc.text, out_type=int)

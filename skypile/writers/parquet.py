@@ -34,17 +34,22 @@ def write_shard(
     *,
     row_group_rows: int = 1024,
     overwrite: bool = False,
+    token_type: str = "uint16",
 ) -> ShardInfo:
-    """Write one shard (rows sorted by id) atomically; an existing one is reused unless ``overwrite``."""
+    """Write one shard (rows sorted by id) atomically; an existing one is reused unless ``overwrite``.
+
+    ``token_type`` is ``uint16`` for vocabularies up to 65,536 pieces, ``uint32`` above
+    (:func:`skypile.document.token_type_for`).
+    """
     rel = shard_name(index, num_shards)
     uri = io.join(output_dir, rel)
     if overwrite or not io.exists(uri):
-        with io.atomic_output(uri) as out, PartWriter(out, tokenized=True, row_group_rows=row_group_rows) as writer:
+        with io.atomic_output(uri) as out, PartWriter(out, tokenized=True, row_group_rows=row_group_rows, token_type=token_type) as writer:
             for doc in sorted(docs, key=lambda d: d.id):
                 writer.write(doc)
             writer.close()
     return describe_shard(output_dir, rel)
 
 
-def write_manifest(output_dir: str, shards: Iterable[ShardInfo], tokenizer: dict | None = None) -> dict:
-    return _write_manifest(output_dir, list(shards), tokenized=True, extra={"tokenizer": tokenizer or {}})
+def write_manifest(output_dir: str, shards: Iterable[ShardInfo], tokenizer: dict | None = None, token_type: str = "uint16") -> dict:
+    return _write_manifest(output_dir, list(shards), tokenized=True, extra={"tokenizer": tokenizer or {}}, token_type=token_type)

@@ -1,0 +1,194 @@
+"""Run a per-page function in a helper process, so one page can cost at most ``timeout_s``.
+
+A hang inside lxml or trafilatura's C-backed code (a 150k-cell table row, a
+pathological regex) cannot be interrupted from Python: ``SIGALRM`` only
+reaches the main thread and waits for C code to return, and a thread cannot be
+killed.  A process can.  So the extract stage hands each page to a long-lived
+helper (``python -m skypile.extractors.bounded``) over a pipe and waits at most
+``timeout_s`` for the answer; on time-out the helper is killed, the page
+becomes a ``extract_timeout`` drop, and the next page starts a fresh helper.
+A helper that dies (segfault, out of memory under ``max_memory_mb``) costs its
+page an ``extract_crash`` drop, never the worker.
+
+The helper is started lazily and belongs to the process and thread that
+started it: a forked worker pool or a Beam worker (which pickles the stage:
+handles are not pickled) each start their own, so no global process state is
+shared.  Per page the overhead is one pickle of the record each way (~0.1 ms
+against ~25 ms of trafilatura); the helper's start (~1 s, importing
+trafilatura) is paid once per worker and after each time-out.  A helper exits
+when its parent closes the pipe, so it never outlives the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_HEADER = struct.Struct("<Q")
+_READY = b"R"
+START_TIMEOUT_S = 300.0
+
+
+class Timeout(Exception):
+    """The helper did not answer within the bound (it has been killed)."""
+
+
+class Crash(Exception):
+    """The helper died or broke the protocol while working on a page."""
+
+
+def _write(fd: int, payload: bytes) -> None:
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise Timeout
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise Crash("helper closed its pipe")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+class _Helper:
+    """One helper process and its two pipe ends."""
+
+    def __init__(self, func: Callable[[Any], Any], max_memory_mb: int, warmup: Any = None):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "skypile.extractors.bounded", str(max_memory_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        self.pid = os.getpid()
+        # The bound is per page, so the start (imports) is waited for apart, generously.
+        try:
+            _write(self.proc.stdin.fileno(), pickle.dumps((func, warmup), protocol=pickle.HIGHEST_PROTOCOL))
+            ready = _read_exact(self.proc.stdout.fileno(), 1, time.monotonic() + START_TIMEOUT_S) == _READY
+        except (Timeout, Crash, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise Crash("helper process did not start")
+
+    def call(self, item: Any, timeout_s: float) -> Any:
+        _write(self.proc.stdin.fileno(), pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        deadline = time.monotonic() + timeout_s
+        out = self.proc.stdout.fileno()
+        (n,) = _HEADER.unpack(_read_exact(out, _HEADER.size, deadline))
+        ok, value = pickle.loads(_read_exact(out, n, deadline))
+        if not ok:
+            raise Crash(value)
+        return value
+
+    def kill(self) -> None:
+        if self.pid != os.getpid():  # inherited through fork: the parent's helper, not ours to kill
+            return
+        self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+@dataclass
+class BoundedRunner:
+    """``runner(item)`` = ``func(item)`` computed in a helper process, or :class:`Timeout` / :class:`Crash`.
+
+    ``func`` must be picklable and must not raise for bad input (the extract
+    stage turns every error into a drop); an exception that escapes it is a
+    :class:`Crash`.  ``max_memory_mb`` caps the helper's address space (0: no cap).
+    """
+
+    func: Callable[[Any], Any]
+    timeout_s: float
+    max_memory_mb: int = 0
+    warmup: Any = None  # an item the helper runs through ``func`` before it counts as started
+
+    def __post_init__(self) -> None:
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        return {k: self.__dict__[k] for k in ("func", "timeout_s", "max_memory_mb", "warmup")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def _helper(self) -> _Helper:
+        helper = getattr(self._local, "helper", None)
+        if helper is None or helper.pid != os.getpid() or helper.proc.poll() is not None:
+            if helper is not None:
+                helper.kill()
+            helper = self._local.helper = _Helper(self.func, self.max_memory_mb, self.warmup)
+        return helper
+
+    def __call__(self, item: Any) -> Any:
+        helper = self._helper()
+        try:
+            return helper.call(item, self.timeout_s)
+        except (Timeout, Crash, OSError, EOFError, pickle.UnpicklingError) as e:
+            helper.kill()
+            self._local.helper = None
+            if isinstance(e, Timeout):
+                raise
+            raise Crash(f"{type(e).__name__}: {e}") from None
+
+    def close(self) -> None:
+        helper = getattr(self._local, "helper", None)
+        if helper is not None:
+            helper.kill()
+            self._local.helper = None
+
+
+def _serve(max_memory_mb: int) -> None:
+    """Helper side: read the function, then answer one item at a time until the pipe closes."""
+    if max_memory_mb > 0:
+        import resource
+
+        limit = max_memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    inp, out = sys.stdin.buffer.fileno(), sys.stdout.buffer.fileno()
+    sys.stdout = sys.stderr  # a stray print in the function must not corrupt the protocol
+    try:
+        (n,) = _HEADER.unpack(_read_exact(inp, _HEADER.size, None))
+        func, warmup = pickle.loads(_read_exact(inp, n, None))
+        if warmup is not None:  # first-call costs (lazy imports, caches) are start-up, not the first page's
+            func(warmup)
+        os.write(out, _READY)
+        while True:
+            (n,) = _HEADER.unpack(_read_exact(inp, _HEADER.size, None))
+            item = pickle.loads(_read_exact(inp, n, None))
+            try:
+                answer = (True, func(item))
+            except BaseException as e:  # noqa: BLE001 - reported to the parent as a crash of this item
+                answer = (False, f"{type(e).__name__}: {e}"[:500])
+            _write(out, pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+    except Crash:  # the parent closed the pipe: done
+        return
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -1,0 +1,1 @@
+"""en–zh parallel text: pairs read as documents, checked per pair, deduplicated."""
