@@ -38,6 +38,7 @@ def test_layers_override_in_order_and_types_are_checked():
         apply_dict(cfg, {"output": 3})
 
 
+@pytest.mark.usefixtures("quality_models")  # the web recipe loads the quality models
 def test_frozen_sections_are_replaced_and_reach_the_stage():
     cfg = from_dict({"extract": {"lines": {"prose_words": 7}, "fast": True}})
     extractor = build_recipe(cfg).steps[0]
@@ -54,6 +55,7 @@ def test_fingerprint_ignores_how_a_run_is_executed():
     assert a.fingerprint_dict() != b.fingerprint_dict()
 
 
+@pytest.mark.usefixtures("quality_models")  # the web recipe loads the quality models
 def test_recipes_are_built_from_their_sections():
     cfg = from_dict({"lang_filter": {"keep": ["zh"], "min_score": 0.8}, "length": {"min_cjk_chars": 50},
                      "segments": {"min_docs": 3}, "near_dedup": {"threshold": 0.7}})

@@ -150,6 +150,11 @@ def test_mixing_weights_and_schedule(real_shards):
     assert set(done) == {"wiki/en", "code/linguist"}
     total = sum(done.values())
     assert abs(done["code/linguist"] / total - 0.75) < 0.05
+    # what the training log reports against the mix: tokens consumed per source, all epochs together
+    consumed = reader.consumed_tokens()
+    assert set(consumed) >= {"wiki/en", "code/linguist"} and consumed.get("wiki/zh", 0) == 0
+    assert abs(consumed["code/linguist"] / sum(consumed.values()) - 0.75) < 0.05
+    assert abs(sum(consumed.values()) - total) <= max(len(d) for ds in by_source.values() for d in ds) + 1
 
     # schedule: wiki/zh only for the first 20 windows' worth of tokens, then code only
     schedule = [[0, {"wiki/zh": 1}], [20 * 256, {"code/linguist": 1}]]

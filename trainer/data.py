@@ -341,6 +341,13 @@ class Reader:
     def progress(self) -> dict[str, float]:
         """Epochs consumed per stream: completed epochs plus the share of the stream's tokens
         (``n_tokens`` + EOS; documents when a shard lacks the column) passed in this one."""
+        return {stream: epochs for stream, (epochs, _) in self._consumed().items()}
+
+    def consumed_tokens(self) -> dict[str, float]:
+        """Tokens (``n_tokens`` + EOS) read so far per stream, all epochs together: the shares of the mix as trained."""
+        return {stream: tokens for stream, (_, tokens) in self._consumed().items()}
+
+    def _consumed(self) -> dict[str, tuple[float, float]]:
         out = {}
         for stream, (epoch, cursor, row) in self.state["streams"].items():
             key = (stream, epoch)
@@ -357,7 +364,7 @@ class Reader:
                 done += self.sizes[p][stream][:row].sum()
                 if self.state["cur"] == stream:
                     done += self.state["offset"]
-            out[stream] = epoch + float(done) / float(cum[-1])
+            out[stream] = (epoch + float(done) / float(cum[-1]), epoch * float(cum[-1]) + float(done))
         return out
 
     def _choose(self) -> str:
@@ -459,8 +466,9 @@ class PackedDataset(IterableDataset):
         reader = self.make_reader(local)
         while True:
             batch = reader.next_batch(self.batch_size)
+            consumed = reader._consumed()
             stats = {"reads": reader.reads, "skipped": reader.state["skipped"] + reader.skipped_rows,
-                     "epochs": reader.progress()}
+                     "epochs": {k: e for k, (e, _) in consumed.items()}, "tokens": {k: t for k, (_, t) in consumed.items()}}
             yield {"tokens": torch.from_numpy(batch), "reader": local, "state": reader.state_dict(), "stats": stats}
 
 
@@ -515,9 +523,15 @@ class PackedLoader:
         for st in stats:
             for stream, e in st["epochs"].items():
                 epochs.setdefault(stream, []).append(e)
+        tokens: dict[str, float] = {}
+        for st in stats:
+            for stream, t in st.get("tokens", {}).items():
+                tokens[stream] = tokens.get(stream, 0.0) + t
+        total = sum(tokens.values())
         return {"row_group_reads": sum(st["reads"] for st in stats),
                 "skipped_docs": sum(st["skipped"] for st in stats),
-                "epochs": {k: sum(v) / len(v) for k, v in sorted(epochs.items())}}
+                "epochs": {k: sum(v) / len(v) for k, v in sorted(epochs.items())},
+                "shares": {k: t / total for k, t in sorted(tokens.items())} if total else {}}
 
     def reset_position(self, tokens: int) -> None:
         """Start every reader afresh (e.g. the world size changed on resume), keeping the global token

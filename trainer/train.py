@@ -400,8 +400,12 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
                    "mfu": tps * fpt / (peak * 1e12) if peak else None, "peak_tflops": peak,
                    "step_time_s": busy / max(1, tokens_since // tokens_per_step),
                    "row_group_reads": int(counts[0]), "skipped_docs": int(counts[1]),
-                   "data_epochs": data["epochs"], **_max_memory_gib(device)}
+                   "data_epochs": data["epochs"], "data_shares": data.get("shares", {}), **_max_memory_gib(device)}
             emit(row)
+            if cfg.data_weights and data.get("shares"):  # the mix as trained (this rank's readers) against the mix asked for
+                total_w = sum(cfg.data_weights.values()) or 1.0
+                log.info("data shares consumed vs mix: %s", ", ".join(
+                    f"{src} {data['shares'].get(src, 0.0):.3f} (mix {w / total_w:.3f})" for src, w in sorted(cfg.data_weights.items())))
             log.info("step %d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s/dev | mfu %s", step,
                      row["loss"], lr, grad_norm, tps, f"{100 * row['mfu']:.2f}%" if peak else "n/a")
             t_last, tokens_since, paused_s = time.perf_counter(), 0, 0.0
