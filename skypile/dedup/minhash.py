@@ -107,7 +107,8 @@ def is_cjk(text: str, sample: int = 2000) -> bool:
 
 
 def _codepoints(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    """Code points as uint32 (word characters are never 0: the hashes need no offset)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def _window_hash(values: np.ndarray, n: int, base: np.uint64) -> np.ndarray:
@@ -135,10 +136,12 @@ def _word_hashes(chars: np.ndarray, word: np.ndarray) -> np.ndarray:
     n = len(chars)
     if n == 0 or not word.any():
         return np.zeros(0, dtype=np.uint64)
-    edges = np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    # word boundaries alternate: +1 where a word starts, -1 just past its end
+    bounds = np.flatnonzero(np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+    starts, ends = bounds[0::2], bounds[1::2]
     with np.errstate(over="ignore"):
-        prefix = np.cumsum(np.where(word, chars + np.uint64(1), np.uint64(0)) * _powers(int(_P_CHAR), n), dtype=np.uint64)
+        # characters between words need no masking: a word's sum never reaches them
+        prefix = np.cumsum(chars.astype(np.uint64) * _powers(int(_P_CHAR), n), dtype=np.uint64)
         total = prefix[ends - 1] - np.where(starts > 0, prefix[starts - 1], np.uint64(0))
         h = total * _powers(_INV_P_CHAR, n)[starts] + (ends - starts).astype(np.uint64) * _P_WORD
     return splitmix64(h)
@@ -150,21 +153,19 @@ def word_hashes(text: str) -> np.ndarray:
     return _word_hashes(cps, _word_char_table()[cps])
 
 
-def shingle_hashes(text: str, word_ngram: int = 5, char_ngram: int = 5, cjk: bool | None = None) -> np.ndarray:
-    """Hashes of the document's shingles: word n-grams, or character n-grams of its letters for CJK text.
-
-    Case, punctuation and spacing do not matter (they are normalized away, as :func:`normalize` does).
-    """
+def shingle_hashes(text: str, word_ngram: int = 5, char_ngram: int = 5) -> np.ndarray:
+    """Hashes of the document's shingles: word n-grams, or character n-grams of its letters when a fifth of
+    its first 2,000 letters are CJK.  Case, punctuation and spacing do not matter (as in :func:`normalize`).
+    One document at a time: batching documents into one array was tried and measured slower (its
+    bookkeeping passes cost more than the numpy calls they save; per-document arrays stay in cache)."""
     cps = _codepoints(text.lower())
     word = _word_char_table()[cps]
     letters = cps[word]
     if len(letters) == 0:
         return np.zeros(0, dtype=np.uint64)
-    if cjk is None:
-        head = letters[:2000]
-        cjk = int(_is_cjk_cp(head).sum()) * 5 >= len(head)
-    if cjk:
-        return _window_hash(letters, char_ngram, _P_CHAR)
+    head = letters[:2000]
+    if int(_is_cjk_cp(head).sum()) * 5 >= len(head):
+        return _window_hash(letters.astype(np.uint64), char_ngram, _P_CHAR)
     return _window_hash(_word_hashes(cps, word), word_ngram, _P_WORD)
 
 
