@@ -65,7 +65,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from skypile.readers.jsonl import iter_texts
+from skypile.readers.jsonl import iter_texts, paragraphs
 
 log = logging.getLogger(__name__)
 
@@ -573,15 +573,7 @@ def _text_docs(path: Path) -> Iterator[str]:
         yield from iter_texts(str(path))
         return
     with opener(path, "rt", encoding="utf-8-sig") as f:  # plain text: paragraphs split by blank lines
-        para: list[str] = []
-        for line in f:
-            if line.strip():
-                para.append(line.rstrip("\n"))
-            elif para:
-                yield "\n".join(para)
-                para = []
-        if para:
-            yield "\n".join(para)
+        yield from paragraphs(f)
 
 
 def _shard_docs(path: Path) -> Iterator[np.ndarray]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from skypile.evaluation.models import EvalError, ScoringModel
+from skypile.readers.jsonl import paragraphs
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".parquet", ".txt.gz", ".txt")
 
@@ -93,15 +94,7 @@ def _iter_file(path: Path, dropped: Counter) -> Iterator[str]:
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
         if ".txt" in name:
-            para: list[str] = []
-            for line in f:
-                if line.strip():
-                    para.append(line.rstrip("\n"))
-                elif para:
-                    yield "\n".join(para)
-                    para = []
-            if para:
-                yield "\n".join(para)
+            yield from paragraphs(f)
             return
         for line in f:
             if not line.strip():

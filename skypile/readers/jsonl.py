@@ -19,7 +19,7 @@ import io as pyio
 import json
 import re
 from pathlib import PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -129,6 +129,19 @@ def _read_parquet(path: str, source: str) -> Iterator[Document | Dropped]:
                     yield _document(rec, path, name, row, source, f"{name}:row{row}")
     except Exception as exc:  # noqa: BLE001 - a truncated/corrupt file: what was read stays, the rest is one drop
         yield drop("read", "read_error", detail=f"{name} after row {row}: {type(exc).__name__}: {exc}")
+
+
+def paragraphs(lines: Iterable[str]) -> Iterator[str]:
+    """Plain text as documents: runs of non-blank lines (WikiText-style files, validation and eval sets)."""
+    para: list[str] = []
+    for line in lines:
+        if line.strip():
+            para.append(line.rstrip("\n"))
+        elif para:
+            yield "\n".join(para)
+            para = []
+    if para:
+        yield "\n".join(para)
 
 
 def iter_texts(path: str) -> Iterator[str]:
