@@ -177,3 +177,23 @@ def test_cli_extract_writes_one_object_per_page(tmp_path, shared, capsys):
     assert json.loads(capsys.readouterr().out)["reason"] == "boilerplate_only"  # EN is 28 words
     assert cli_main(["extract", str(tmp_path / "a.html"), "--set", "extract.max_depth=9999"]) == 2
     assert cli_main(["extract", str(tmp_path / "missing*.html")]) == 2
+
+
+def test_copies_of_a_runner_share_one_helper_process():
+    """Executors unpickle a fresh stage per task: the copies must not each leave a helper interpreter behind."""
+    import pickle
+
+    from skypile.extractors import bounded
+
+    first = BoundedRunner(len, timeout_s=30)
+    assert first("abc") == 3
+    helper = bounded._THREAD.entry[1]
+    for _ in range(3):
+        copy = pickle.loads(pickle.dumps(first))
+        assert copy("abcd") == 4
+    assert bounded._THREAD.entry[1] is helper and helper.proc.poll() is None  # the same process served them all
+    other = BoundedRunner(sorted, timeout_s=30)  # another function: the old helper is stopped, not kept
+    assert other("ba") == ["a", "b"]
+    assert helper.proc.poll() is not None and bounded._THREAD.entry[1] is not helper
+    other.close()
+    assert bounded._THREAD.entry is None

@@ -21,6 +21,7 @@ when its parent closes the pipe, so it never outlives the worker.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import select
@@ -128,7 +129,7 @@ class BoundedRunner:
     warmup: Any = None  # an item the helper runs through ``func`` before it counts as started
 
     def __post_init__(self) -> None:
-        self._local = threading.local()
+        self._key: bytes | None = None
 
     def __getstate__(self) -> dict:
         return {k: self.__dict__[k] for k in ("func", "timeout_s", "max_memory_mb", "warmup")}
@@ -137,12 +138,29 @@ class BoundedRunner:
         self.__dict__.update(state)
         self.__post_init__()
 
+    @property
+    def key(self) -> bytes:
+        """What the helper runs: runners equal in it share one helper."""
+        if self._key is None:
+            blob = pickle.dumps((self.func, self.max_memory_mb, self.warmup), protocol=pickle.HIGHEST_PROTOCOL)
+            self._key = hashlib.sha1(blob).digest()
+        return self._key
+
     def _helper(self) -> _Helper:
-        helper = getattr(self._local, "helper", None)
-        if helper is None or helper.pid != os.getpid() or helper.proc.poll() is not None:
-            if helper is not None:
-                helper.kill()
-            helper = self._local.helper = _Helper(self.func, self.max_memory_mb, self.warmup)
+        """The helper of this process and thread: one at a time, shared by every runner of the same function.
+
+        Executors unpickle a fresh copy of the stage for every task; a helper per copy left
+        one idle interpreter (~100 MB) behind per task until garbage collection closed its pipe.
+        """
+        entry = getattr(_THREAD, "entry", None)
+        if entry is not None:
+            key, helper = entry
+            if key == self.key and helper.pid == os.getpid() and helper.proc.poll() is None:
+                return helper
+            helper.kill()  # another function's, dead, or inherited through fork (kill() leaves the parent's alone)
+            _THREAD.entry = None
+        helper = _Helper(self.func, self.max_memory_mb, self.warmup)
+        _THREAD.entry = (self.key, helper)
         return helper
 
     def __call__(self, item: Any) -> Any:
@@ -151,16 +169,19 @@ class BoundedRunner:
             return helper.call(item, self.timeout_s)
         except (Timeout, Crash, OSError, EOFError, pickle.UnpicklingError) as e:
             helper.kill()
-            self._local.helper = None
+            _THREAD.entry = None
             if isinstance(e, Timeout):
                 raise
             raise Crash(f"{type(e).__name__}: {e}") from None
 
     def close(self) -> None:
-        helper = getattr(self._local, "helper", None)
-        if helper is not None:
-            helper.kill()
-            self._local.helper = None
+        entry = getattr(_THREAD, "entry", None)
+        if entry is not None and entry[0] == self.key:
+            entry[1].kill()
+            _THREAD.entry = None
+
+
+_THREAD = threading.local()  # this thread's helper: (runner key, _Helper)
 
 
 def _serve(max_memory_mb: int) -> None:
