@@ -52,10 +52,10 @@ def segment_hash(norm: str) -> int:
     return int.from_bytes(hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-def line_hashes(text: str, min_chars: int = 0) -> list[int | None]:
-    """Per line of ``text``: its segment hash, or None for a line too short to count."""
+def line_hashes(lines: list[str], min_chars: int = 0) -> list[int | None]:
+    """Per line: its segment hash, or None for a line too short to count."""
     out: list[int | None] = []
-    for line in text.split("\n"):
+    for line in lines:
         norm = normalize_segment(line)
         out.append(segment_hash(norm) if norm and len(norm) >= min_chars else None)
     return out
@@ -101,7 +101,7 @@ class RecurringSegments:
         self._changes = {"lines_removed": 0, "chars_removed": 0}
 
     def facts(self, doc: Document, ref: DocRef) -> Iterator[KeyedFacts]:
-        hashes = {h for h in line_hashes(doc.text, self.min_chars) if h is not None}
+        hashes = {h for h in line_hashes(doc.text.split("\n"), self.min_chars) if h is not None}
         if hashes:
             yield KeyedFacts(np.fromiter(hashes, dtype=np.uint64, count=len(hashes)), 1)
 
@@ -120,7 +120,7 @@ class RecurringSegments:
         if len(frequent) == 0:
             return doc
         lines = doc.text.split("\n")
-        hashes = line_hashes(doc.text, self.min_chars)
+        hashes = line_hashes(lines, self.min_chars)
         known = np.array([h if h is not None else 0 for h in hashes], dtype=np.uint64)
         pos = np.searchsorted(frequent, known)
         hit = (pos < len(frequent)) & (frequent[np.minimum(pos, len(frequent) - 1)] == known)

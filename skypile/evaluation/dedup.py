@@ -29,7 +29,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Iterable
 
-from skypile.data_paths import shared_path
+from skypile.data_paths import shared_data_dir, shared_path
+from skypile.evaluation.extraction import cleaneval_gold_text
+from skypile.quality.corpora import wiki_articles
 
 _EN_SITES = [
     ("The Daily Ledger", ["Home", "World", "Business", "Technology", "Sports", "Opinion", "Subscribe", "Sign in"]),
@@ -56,36 +58,20 @@ class PlantedSet:
     kinds: dict[str, str] = field(default_factory=dict)  # copy id -> exact | syndicated | templated
 
 
-def _cleaneval_gold(path: Path) -> str:
-    lines = gzip.open(path, "rt", encoding="utf-8", errors="replace").read().split("\n")
-    body = [re.sub(r"^\s*<[phl]>\s*", "", ln).strip() for ln in lines if not ln.startswith("URL:")]
-    return "\n".join(ln for ln in body if ln)
-
-
-def _wikitext_articles(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    parts = re.split(r"\n = (?!=)[^\n]* = \n", "\n" + text)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _zhwiki_articles(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    return [m.strip() for m in re.findall(r"<doc[^>]*>(.*?)</doc>", text, flags=re.S)]
-
-
 def base_articles(lang: str, limit: int | None = None) -> list[str]:
     """Real articles of ``lang`` (en / zh) from the shared data, long enough to be worth deduplicating."""
     out: list[str] = []
     if lang == "en":
-        out += [_cleaneval_gold(p) for p in sorted(shared_path("html-en", "cleaneval", "gold").glob("*.txt.gz"))]
-        out += _wikitext_articles(shared_path("wiki", "en", "wikitext-2-raw-test.txt"))
+        out += [cleaneval_gold_text(gzip.open(p, "rt", encoding="utf-8", errors="replace").read())
+                for p in sorted(shared_path("html-en", "cleaneval", "gold").glob("*.txt.gz"))]
+        out += [a.text for a in wiki_articles(shared_data_dir(), "en")]
         for p in sorted(shared_path("web", "en", "dolma").glob("cc_en_head-*.jsonl")):
             out += [json.loads(line)["text"] for line in p.open(encoding="utf-8")]
         out = [t for t in out if len(t.split()) >= 150]
     elif lang == "zh":
         for p in sorted(shared_path("domains", "zh", "skywork-eval-loss").glob("zh_*.jsonl")):
             out += [json.loads(line)["text"] for line in p.open(encoding="utf-8")]
-        out += _zhwiki_articles(shared_path("wiki", "zh", "zhwiki-extract-AA-wiki_00.txt"))
+        out += [a.text for a in wiki_articles(shared_data_dir(), "zh")]
         out += [p.read_text(encoding="utf-8", errors="replace") for p in sorted(shared_path("html-zh", "cleaneval-zh", "cleaned").glob("*.txt"))]
         out = [t for t in out if len(re.sub(r"\s", "", t)) >= 400]
     else:

@@ -65,6 +65,11 @@ def split_cleaneval_header(raw: bytes) -> tuple[bytes, str, str]:
     return raw[m.end() :], (url.group(1).decode("utf-8", "replace") if url else ""), charset
 
 
+def cleaneval_gold_text(gold: str) -> str:
+    """A CleanEval gold file's text: without its ``URL:`` line and its ``<p>``/``<h>``/``<l>`` segment tags."""
+    return _TAG_RE.sub("", gold.split("\n", 1)[1] if gold.startswith("URL:") else gold)
+
+
 def load_trafilatura_eval() -> list[GoldPage]:
     base = shared_path("html-en", "trafilatura-eval")
     pages = []
@@ -91,8 +96,7 @@ def load_cleaneval_en() -> list[GoldPage]:
         name = path.name[: -len(".html.gz")]
         html, url, charset = split_cleaneval_header(gzip.decompress(path.read_bytes()))
         url = url or f"http://cleaneval.skypile.test/{name}.html"
-        gold = gzip.decompress((base / "gold" / f"{name}.txt.gz").read_bytes()).decode("utf-8", "replace")
-        gold = _TAG_RE.sub("", gold.split("\n", 1)[1] if gold.startswith("URL:") else gold)
+        gold = cleaneval_gold_text(gzip.decompress((base / "gold" / f"{name}.txt.gz").read_bytes()).decode("utf-8", "replace"))
         pages.append(GoldPage(name=name, url=url, html=html, charset=charset, gold_text=gold))
     return pages
 
