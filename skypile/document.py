@@ -18,7 +18,8 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 # 2: metadata.bucket.  3: tokens are list<uint16> when the vocabulary has at most 65,536 pieces
 # (list<uint32> above; readers accept both), and metadata.perplexity / metadata.ref_prob.
-SCHEMA_VERSION = 3
+# 4: metadata.extractor (trafilatura, or resiliparse when its second opinion gave the text).
+SCHEMA_VERSION = 4
 UINT16_VOCAB = 65_536  # ids 0..65535 fit two bytes
 TOKEN_TYPES = {"uint16": pa.uint16(), "uint32": pa.uint32()}
 
@@ -37,6 +38,7 @@ class DocMetadata:
     bucket: str = ""  # quality bucket (head / middle / tail) from a percentile stage
     perplexity: float = 0.0  # KenLM (CCNet) document perplexity; 0 = not scored, inf = unscorable
     ref_prob: float = 0.0  # probability the page could be cited by Wikipedia (fastText classifier)
+    extractor: str = ""  # what gave an HTML page's text: trafilatura, or resiliparse (its second opinion)
 
 
 @dataclass(slots=True)
@@ -93,6 +95,7 @@ METADATA_TYPE = pa.struct(
         pa.field("bucket", pa.string()),
         pa.field("perplexity", pa.float64()),
         pa.field("ref_prob", pa.float64()),
+        pa.field("extractor", pa.string()),
     ]
 )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import random
+from collections import Counter
 
 import pytest
 
@@ -13,11 +15,14 @@ from skypile.document import Document, Dropped, RawRecord
 from skypile.extractors.html import HtmlExtractor, decode_html, looks_like_html
 from skypile.extractors.charset import UndecodableError, normalize_charset, sniff_declared_charset
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter, clean_lines
-from skypile.extractors.options import TrafilaturaSwitches
+from skypile.extractors.options import DEFAULT_EN, TrafilaturaSwitches
 from skypile.evaluation.extraction import (
+    OverlapScore,
     SnippetScore,
+    load_cleaneval_en,
     load_cleaneval_zh,
     load_trafilatura_eval,
+    word_bag,
 )
 from skypile.filters.length import cjk_count
 from skypile.readers.warc import read_warc
@@ -309,3 +314,39 @@ def test_trafilatura_eval_quality(traf_eval):
     assert clean.recall >= 0.91 and clean.leakage <= 0.07
     assert clean.leakage < 0.7 * raw.leakage  # the cleanup removes a good share of leaked boilerplate
     assert clean.f1 >= 0.92
+
+
+def test_second_opinion_recovers_pages_trafilatura_cut_short(shared):
+    """English pages where trafilatura kept one part of many get resiliparse's main content instead.
+
+    On the CleanEval pages the rescued pages must gain far more gold words than they
+    add non-gold ones, the corpus F1 must rise, and the stage must count each rescue
+    (``changed.rescued``) and say so in the document's metadata.
+    """
+    shared("html-en", "cleaneval")
+    pages = load_cleaneval_en()
+    assert len(pages) == 358
+    ours = HtmlExtractor(timeout_s=0)
+    alone = HtmlExtractor(timeout_s=0, en=dataclasses.replace(DEFAULT_EN, rescue_ratio=0.0))
+    with_, without = OverlapScore(), OverlapScore()
+    rescued = gained = added = 0
+    for p in pages:
+        gold = word_bag(p.gold_text)
+        d = ours(p.record())
+        a = alone(p.record())
+        bag = word_bag(d.text) if isinstance(d, Document) else Counter()
+        bag_alone = word_bag(a.text) if isinstance(a, Document) else Counter()
+        with_.add(bag, gold)
+        without.add(bag_alone, gold)
+        if isinstance(d, Document) and d.metadata.extractor == "resiliparse":
+            rescued += 1
+            gained += sum((bag & gold).values()) - sum((bag_alone & gold).values())
+            added += sum((bag - gold).values()) - sum((bag_alone - gold).values())
+        elif isinstance(d, Document):
+            assert d.metadata.extractor == "trafilatura" and d.text == a.text
+    assert ours.drain_changes() == {"rescued": rescued} and ours.drain_changes() == {}
+    assert 5 <= rescued <= 60, rescued  # a minority of pages: the second opinion is a rescue, not the extractor
+    assert gained > 4 * max(added, 0), (gained, added)
+    assert with_.recall > without.recall + 0.02
+    assert with_.f1 > without.f1 + 0.005, (with_.f1, without.f1)
+    assert with_.f1 >= 0.935

@@ -15,6 +15,7 @@ from skypile.extractors.blocks import BlockRules, tree_blocks
 from skypile.extractors.charset import _COMMON_ZH
 from skypile.extractors.html import HtmlExtractor, page_lang
 from skypile.extractors.lines import DEFAULT_LINE_FILTER
+from skypile.filters.length import text_units
 
 ZH = "社区图书馆最近完成了改造，原来狭小的阅览室被打通，增加了三十多个座位，还专门开辟了儿童阅读区。"
 ZH2 = "在这条老街上，有一家开了三十多年的手工面店。每天清晨，老板都会亲自和面、揉面，再用竹竿反复压制。"
@@ -139,3 +140,27 @@ def test_gne_pages_all_extract_as_chinese(shared):
         han = [ch for ch in d.text if "\u4e00" <= ch <= "\u9fff"]
         # Mojibake (UTF-8 read as GB18030: "鍦ㄨ繖鏉") is made of rare characters; real text is ~40% common ones.
         assert len(han) >= 50 and sum(ch in _COMMON_ZH for ch in han) >= 0.25 * len(han), d.id
+
+
+def test_short_paragraphs_between_prose_are_body():
+    """News written one phrase per <p> (thepaper.cn style): a run of short link-free paragraphs
+    between two long ones is kept whole; the line cleanup alone keeps only the run's last lines."""
+    phrases = ["目前", "南沙国际邮轮母港码头工程", "已进入最后的施工及验收准备阶段", "预计年底", "正式投入使用"]
+    xml = f"<p>{ZH}{ZH2}</p>" + "".join(f"<p>{t}</p>" for t in phrases) + f"<p>{ZH2}{ZH}</p>"
+    assert _run(xml) == [ZH + ZH2, *phrases, ZH2 + ZH]
+    assert _run(xml, rules=BlockRules(inner_paragraphs=False)) == [ZH + ZH2, *phrases[-3:], ZH2 + ZH]
+    # A run after the last long paragraph (editor, source lines) is not bounded: the usual rules apply.
+    tail = f"<p>{ZH}{ZH2}</p>" + "".join(f"<p>{t}</p>" for t in phrases)
+    assert _run(tail) == [ZH + ZH2]
+
+
+def test_precise_pass_that_missed_the_article_is_redone(shared):
+    """On a 163.com page ``favor_precision`` returns the comment section (~300 characters, above the
+    small-result retry); resiliparse's main content, 10x larger, sends it through the plain pass."""
+    shared("html-zh", "gne")
+    page = next(p for p in load_gne_pages() if p.name == "gne/163/1.html")
+    units = lambda d: text_units(d.text) if isinstance(d, Document) else 0  # noqa: E731
+    redone = HtmlExtractor(timeout_s=0)(page.record())
+    precise = HtmlExtractor(timeout_s=0, precision_retry_ratio=0)(page.record())
+    assert units(precise) < 500 < 3000 < units(redone)
+    assert "2019年，龙湖集团即将迎来赴港上市10周年" in redone.text

@@ -179,21 +179,31 @@ def test_cli_extract_writes_one_object_per_page(tmp_path, shared, capsys):
     assert cli_main(["extract", str(tmp_path / "missing*.html")]) == 2
 
 
-def test_copies_of_a_runner_share_one_helper_process():
-    """Executors unpickle a fresh stage per task: the copies must not each leave a helper interpreter behind."""
+def test_copies_of_a_runner_share_one_helper_process(monkeypatch):
+    """Executors unpickle a fresh stage per task: the copies must not each leave a helper interpreter behind.
+    Different functions (a benchmark's variants, interleaved) keep one helper each, up to MAX_HELPERS."""
     import pickle
 
     from skypile.extractors import bounded
 
+    for r in list(bounded._helpers()):  # start from none
+        bounded._helpers().pop(r).kill()
     first = BoundedRunner(len, timeout_s=30)
     assert first("abc") == 3
-    helper = bounded._THREAD.entry[1]
+    (helper,) = bounded._helpers().values()
     for _ in range(3):
         copy = pickle.loads(pickle.dumps(first))
         assert copy("abcd") == 4
-    assert bounded._THREAD.entry[1] is helper and helper.proc.poll() is None  # the same process served them all
-    other = BoundedRunner(sorted, timeout_s=30)  # another function: the old helper is stopped, not kept
-    assert other("ba") == ["a", "b"]
-    assert helper.proc.poll() is not None and bounded._THREAD.entry[1] is not helper
-    other.close()
-    assert bounded._THREAD.entry is None
+    assert list(bounded._helpers().values()) == [helper] and helper.proc.poll() is None  # one process served all
+    other = BoundedRunner(sorted, timeout_s=30)  # another function: a helper of its own, the first one kept
+    assert other("ba") == ["a", "b"] and first("ab") == 2
+    assert len(bounded._helpers()) == 2 and helper.proc.poll() is None
+    monkeypatch.setattr(bounded, "MAX_HELPERS", 4)
+    more = [BoundedRunner(f, timeout_s=30) for f in (min, max, sum)]  # past the cap: least recently used stops
+    for r in more:
+        assert r([1, 2]) in (1, 2, 3)
+    assert len(bounded._helpers()) == 4
+    assert helper.proc.poll() is None  # `first` was used after `other`: `other`'s helper went first
+    for r in (first, other, *more):
+        r.close()
+    assert bounded._helpers() == {}

@@ -52,7 +52,7 @@ def test_token_type_follows_the_vocabulary(small_model, wide_model):
     assert load_tokenizer(wide_model).get_piece_size() == 67_000
     passes = compile_passes([Tokenize(wide_model)])
     assert passes[-1].tokenized and passes[-1].token_type == "uint32"
-    assert shard_schema().field("tokens").type == pa.list_(pa.uint16()) and SCHEMA_VERSION == 3
+    assert shard_schema().field("tokens").type == pa.list_(pa.uint16()) and SCHEMA_VERSION == 4
 
 
 def test_writer_checks_ids_against_the_column_type(wide_model):
@@ -90,7 +90,7 @@ def test_pipeline_writes_uint16_or_uint32_and_the_trainer_reads_both(tmp_path, s
     for name, model, id_type in (("narrow", small_model, pa.uint16()), ("wide", wide_model, pa.uint32())):
         out = _export(tmp_path, model, texts, name)
         manifest = json.loads((out / "manifest.json").read_text())
-        assert manifest["schema_version"] == 3 and f"list<element: {id_type}>" in manifest["schema"].replace("item", "element")
+        assert manifest["schema_version"] == 4 and f"list<element: {id_type}>" in manifest["schema"].replace("item", "element")
         sp = load_tokenizer(model)
         got = {}
         for shard in manifest["shards"]:

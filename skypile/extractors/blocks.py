@@ -16,9 +16,17 @@ these rules run on blocks first:
    belongs to the body: its items are kept even when short, and a table row is
    not mistaken for a navigation bar.  Contact, legal, call-to-action and byline
    patterns still apply.
+4. **Short paragraphs inside prose**: a run of short, link-free paragraphs with
+   a long prose paragraph right before and right after it is body, however
+   long the run.  Chinese news and WeChat-style posts often write one phrase
+   per ``<p>`` ("目前" / "南沙国际邮轮母港码头工程" / "已进入最后的施工及验收准备阶段");
+   the line cleanup's fragment rule, which sees only text, kept the last
+   ``max_fragment_run`` lines of each such run and dropped the rest of the
+   article.  The same patterns as in rule 3 still apply; a run line that reads
+   as a navigation bar is not protected.
 
 Everything else goes to the line cleanup (:class:`~skypile.extractors.lines.LineFilter`)
-with a flag per line saying whether rule 3 protects it, so headings that stand
+with a flag per line saying whether rule 3 or 4 protects it, so headings that stand
 alone, fragment runs and boilerplate lines go as before.  Sizes count Chinese
 characters and English words, as the line cleanup does.  Which languages use
 these rules, and their thresholds, were chosen on the dev pages of
@@ -131,9 +139,14 @@ class BlockRules:
     # output and the line cleanup.  On English dev pages that measured better on CleanEval-en
     # (F1 0.920 vs 0.912) and worse on trafilatura-eval's snippets (0.927 vs 0.932).
     languages: list[str] = field(default_factory=lambda: ["zh"])
+    # Rule 4: short link-free paragraphs between two long prose paragraphs are body.  Only
+    # *long* prose (``prose_cjk`` / ``prose_words``) bounds a run: with short sentence-like
+    # lines as bounds, the run also took in editor / source / "reply X" lines after a
+    # post's last paragraph (dev pages of thepaper.cn, cleaneval-zh).
+    inner_paragraphs: bool = True
 
     def select(self, blocks: list[Block], lines: LineFilter, lang: str = "en") -> list[tuple[str, bool]]:
-        """(text, protected) for the blocks that survive rules 1-2; ``protected`` by rule 3."""
+        """(text, protected) for the blocks that survive rules 1-2; ``protected`` by rule 3 or 4."""
         link_density = self.link_density_zh if lang == "zh" else self.link_density_en
         sizes: dict[int, list[int]] = {}
         for b in blocks:
@@ -155,7 +168,11 @@ class BlockRules:
                     continue
                 if _next_to_prose(kept, prose, i, b.group):
                     body.add(b.group)
-        return [(b.text, b.group in body) for b in kept]
+        protected = [b.group in body for b in kept]
+        if self.inner_paragraphs:
+            for k in _inner_paragraphs(kept, prose, lines):
+                protected[k] = True
+        return [(b.text, p) for b, p in zip(kept, protected)]
 
     def __call__(self, roots: list[etree._Element | None], lines: LineFilter | None, lang: str = "en") -> str:
         """Cleaned text of trafilatura's output trees; ``lang`` is ``zh`` for Chinese pages."""
@@ -179,6 +196,30 @@ def _next_to_prose(kept: list[Block], prose: list[bool], i: int, group: int) -> 
     if k < len(kept) and kept[k].kind == "head":
         k += 1
     return k < len(kept) and prose[k]
+
+
+def _inner_paragraphs(kept: list[Block], prose: list[bool], lines: LineFilter) -> list[int]:
+    """Rule 4: indexes of the short link-free paragraphs in runs bounded by long prose on both sides."""
+
+    def long_prose(k: int) -> bool:
+        if not prose[k]:
+            return False
+        units, cjk = lines._units(kept[k].text)
+        return units >= (lines.prose_cjk if cjk else lines.prose_words)
+
+    def inner(b: Block) -> bool:
+        return b.kind == "p" and b.group < 0 and b.link_chars == 0
+
+    out: list[int] = []
+    bound = -1  # index of the last long prose paragraph, -1: none since the last non-paragraph
+    for k, b in enumerate(kept):
+        if long_prose(k):
+            if 0 <= bound < k - 1:
+                out += [j for j in range(bound + 1, k) if not lines.is_nav(kept[j].text)]
+            bound = k
+        elif not inner(b):
+            bound = -1
+    return out
 
 
 DEFAULT_BLOCK_RULES = BlockRules()

@@ -147,20 +147,24 @@ class BoundedRunner:
         return self._key
 
     def _helper(self) -> _Helper:
-        """The helper of this process and thread: one at a time, shared by every runner of the same function.
+        """This process and thread's helper for this function, shared by every runner of it.
 
         Executors unpickle a fresh copy of the stage for every task; a helper per copy left
         one idle interpreter (~100 MB) behind per task until garbage collection closed its pipe.
+        A pipeline has one such function per thread; a benchmark that interleaves several
+        extractor variants page by page keeps one helper each (at most ``MAX_HELPERS``, the
+        least recently used stopped first) instead of restarting one at every page.
         """
-        entry = getattr(_THREAD, "entry", None)
-        if entry is not None:
-            key, helper = entry
-            if key == self.key and helper.pid == os.getpid() and helper.proc.poll() is None:
-                return helper
-            helper.kill()  # another function's, dead, or inherited through fork (kill() leaves the parent's alone)
-            _THREAD.entry = None
-        helper = _Helper(self.func, self.max_memory_mb, self.warmup)
-        _THREAD.entry = (self.key, helper)
+        helpers = _helpers()
+        helper = helpers.pop(self.key, None)
+        if helper is not None and not (helper.pid == os.getpid() and helper.proc.poll() is None):
+            helper.kill()  # dead, or inherited through fork (kill() leaves the parent's alone)
+            helper = None
+        if helper is None:
+            while len(helpers) >= MAX_HELPERS:
+                helpers.pop(next(iter(helpers))).kill()
+            helper = _Helper(self.func, self.max_memory_mb, self.warmup)
+        helpers[self.key] = helper  # (re)inserted last: the most recently used
         return helper
 
     def __call__(self, item: Any) -> Any:
@@ -169,19 +173,26 @@ class BoundedRunner:
             return helper.call(item, self.timeout_s)
         except (Timeout, Crash, OSError, EOFError, pickle.UnpicklingError) as e:
             helper.kill()
-            _THREAD.entry = None
+            _helpers().pop(self.key, None)
             if isinstance(e, Timeout):
                 raise
             raise Crash(f"{type(e).__name__}: {e}") from None
 
     def close(self) -> None:
-        entry = getattr(_THREAD, "entry", None)
-        if entry is not None and entry[0] == self.key:
-            entry[1].kill()
-            _THREAD.entry = None
+        helper = _helpers().pop(self.key, None)
+        if helper is not None:
+            helper.kill()
 
 
-_THREAD = threading.local()  # this thread's helper: (runner key, _Helper)
+MAX_HELPERS = 8  # a benchmark interleaves up to ~6 variants; a pipeline needs one
+_THREAD = threading.local()  # this thread's helpers: {runner key: _Helper}, least recently used first
+
+
+def _helpers() -> dict[bytes, _Helper]:
+    helpers = getattr(_THREAD, "helpers", None)
+    if helpers is None:
+        helpers = _THREAD.helpers = {}
+    return helpers
 
 
 def _serve(max_memory_mb: int) -> None:

@@ -28,6 +28,8 @@ _WORD_RE = re.compile(f"[^\\W_{_CJK}]+")
 
 def cjk_count(text: str) -> int:
     """Number of CJK ideographs and kana (punctuation not counted)."""
+    if text.isascii():  # a flag CPython keeps on the string: English lines skip the scan
+        return 0
     return len(_CJK_RE.findall(text))
 
 
