@@ -24,5 +24,9 @@ EXTRACTOR = "resiliparse"
 
 
 def main_content_text(html: str) -> str:
-    """resiliparse's main-content plain text of a decoded page ("" when it finds none)."""
-    return extract_plain_text(HTMLTree.parse(html), main_content=True) or ""
+    """resiliparse's main-content plain text of a decoded page ("" when it finds none).
+
+    Image alt texts are left out ("Headshot", "AI2 Logo", descriptions of stock photos):
+    trafilatura leaves them out too, and on the dev pages they only cost precision.
+    """
+    return extract_plain_text(HTMLTree.parse(html), main_content=True, alt_texts=False) or ""
