@@ -1,11 +1,12 @@
 """Peak memory of ``skypile dedup`` over 25k and 100k documents (issue: dedup at corpus scale).
 
-    python bench/dedup_memory.py [--sizes 25000,100000] [--out bench/results/dedup_memory.md]
+    python bench/dedup_memory.py [--sizes 25000,100000] [--runner local|DirectRunner] [--out FILE]
 
 The documents are paragraphs of real sentences (English and Chinese articles of
 ../shared/data) drawn at random, so documents are distinct as in a crawl, plus
-10% planted copies (exact and edited) so every rule has work.  Each size runs ``skypile dedup`` (in process,
-default rules ``exact,segments,minhash``) under ``../shared/tools/peak-mem``:
+10% planted copies (exact and edited) so every rule has work.  Each size runs ``skypile dedup`` (default
+rules ``exact,segments,minhash``; in process, or on Beam's DirectRunner with ``--runner DirectRunner``, its
+worker processes included) under ``../shared/tools/peak-mem``:
 the peak PSS of the whole process tree.  Target: under 1.5 GiB at 100k, and
 less than 25% growth from 25k to 100k.
 """
@@ -62,8 +63,12 @@ def write_corpus(path: Path, n: int, seed: int = 0) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="25000,100000")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dedup_memory.md"))
+    ap.add_argument("--runner", default="local", help="local (in process) or DirectRunner (Beam, 2 workers)")
+    ap.add_argument("--out", default="")
     args = ap.parse_args()
+    suffix = "" if args.runner == "local" else "_" + args.runner.lower()
+    args.out = args.out or str(Path(__file__).parent / "results" / f"dedup_memory{suffix}.md")
+    runner = ["--runner", args.runner] + ([] if args.runner == "local" else ["--workers", "2"])
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +76,7 @@ def main() -> None:
             src = Path(tmp) / f"docs-{n}.jsonl"
             nbytes = write_corpus(src, n)
             out = Path(tmp) / f"out-{n}"
-            mib, secs = peak([SKYPILE, "dedup", "--input", str(src), "--output", str(out), "--no-progress"])
+            mib, secs = peak([SKYPILE, "dedup", "--input", str(src), "--output", str(out), "--no-progress", *runner])
             stats = json.loads((out / "stats.json").read_text())
             kept = stats["kept"]
             rows.append((n, nbytes, mib, secs, kept))
@@ -80,7 +85,9 @@ def main() -> None:
     lines = [
         "# Peak memory of `skypile dedup` (bench/dedup_memory.py)",
         "",
-        "Whole process tree (peak PSS, ../shared/tools/peak-mem), in-process executor, default rules",
+        "Whole process tree (peak PSS, ../shared/tools/peak-mem), "
+        + ("in-process executor" if args.runner == "local" else f"Beam {args.runner}, 2 worker processes")
+        + ", default rules",
         "`exact,segments,minhash`; documents of random real sentences (../shared/data), 10% planted copies.",
         "",
         "| documents | input MB | peak MiB | growth vs first | seconds | kept |",
