@@ -120,8 +120,8 @@ def ours(extractor: HtmlExtractor) -> Callable[[GoldPage], str]:
 class Result:
     name: str
     scores: dict = field(default_factory=dict)  # (set, part) -> score
-    seconds: dict = field(default_factory=lambda: Counter())  # lang -> seconds
-    pages: dict = field(default_factory=lambda: Counter())  # lang -> pages
+    seconds: Counter = field(default_factory=Counter)  # lang -> seconds
+    pages: Counter = field(default_factory=Counter)  # lang -> pages
 
 
 def evaluate(variants: list[tuple[str, Callable[[GoldPage], str]]], sets: list[PageSet]) -> list[Result]:

@@ -202,10 +202,7 @@ def _inner_paragraphs(kept: list[Block], prose: list[bool], lines: LineFilter) -
     """Rule 4: indexes of the short link-free paragraphs in runs bounded by long prose on both sides."""
 
     def long_prose(k: int) -> bool:
-        if not prose[k]:
-            return False
-        units, cjk = lines._units(kept[k].text)
-        return units >= (lines.prose_cjk if cjk else lines.prose_words)
+        return prose[k] and lines.is_long(kept[k].text)
 
     def inner(b: Block) -> bool:
         return b.kind == "p" and b.group < 0 and b.link_chars == 0

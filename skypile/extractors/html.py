@@ -51,9 +51,8 @@ from skypile.extractors.blocks import DEFAULT_BLOCK_RULES, BlockRules
 from skypile.extractors.bounded import BoundedRunner, Crash, Timeout
 from skypile.extractors.charset import UndecodableError, decode_html
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter
-from skypile.extractors import second_opinion
-from skypile.extractors.second_opinion import main_content_text
 from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
+from skypile.extractors.second_opinion import EXTRACTOR as SECOND_OPINION, main_content_text
 from skypile.extractors.tree import LIBXML2_MAX_DEPTH, TreeRefused, parse_html
 from skypile.filters.length import text_units
 
@@ -179,7 +178,7 @@ class HtmlExtractor:
 
     def __call__(self, rec: RawRecord) -> Document | Dropped:
         out = self._bounded(rec)
-        if isinstance(out, Document) and out.metadata.extractor == second_opinion.EXTRACTOR:
+        if isinstance(out, Document) and out.metadata.extractor == SECOND_OPINION:
             self._rescued += 1
         return out
 
@@ -271,10 +270,10 @@ class HtmlExtractor:
             html, charset = decode_html(payload, rec.http_charset)
         except UndecodableError as e:
             return self._drop(rec, "undecodable", str(e))
-        extractor = ""
         if rec.is_plain_text:
-            text = self._clean(html)
+            text, extractor = self._clean(html), ""
         else:
+            extractor = "trafilatura"
             try:
                 tree = parse_html(html, self.max_depth, self.max_elements, self.max_row_cells)
             except TreeRefused as e:
@@ -302,7 +301,7 @@ class HtmlExtractor:
                 if text_units(other) > need:
                     other = self._clean(other)
                     if text_units(other) > need:
-                        text, extractor = other, second_opinion.EXTRACTOR
+                        text, extractor = other, SECOND_OPINION
             if text is None:
                 return self._drop(rec, "no_main_text")
         text = text.strip()
@@ -315,6 +314,6 @@ class HtmlExtractor:
             charset=charset,
             n_chars=len(text),
             source_path=rec.source_path,
-            extractor=extractor or ("" if rec.is_plain_text else "trafilatura"),
+            extractor=extractor,
         )
         return Document(id=rec.id, text=text, source=rec.source, url=rec.url, metadata=meta)

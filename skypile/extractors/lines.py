@@ -58,8 +58,9 @@ _BYLINE_RE = re.compile(
 )
 _KEYWORDS_RE = re.compile("|".join(f"(?:{r.pattern})" for r in (_CONTACT_RE, _LEGAL_RE, _CTA_RE, _BYLINE_RE)))
 _DIGITS_RE = re.compile(r"\d{2}")
-_NAV_SPLIT_RE = re.compile(r"\s*(?:[|｜»›>→·•/]|\s-\s|\s–\s|\s—\s)\s*")
-_NAV_SEP_RE = re.compile(r"[|｜»›>→·•/]|\s[-–—]\s")  # the separators, counted in one scan
+_NAV_SEP = r"[|｜»›>→·•/]|\s[-–—]\s"  # separators of a navigation bar's segments
+_NAV_SEP_RE = re.compile(_NAV_SEP)  # counted in one scan
+_NAV_SPLIT_RE = re.compile(rf"\s*(?:{_NAV_SEP})\s*")
 _SENTENCE_END = tuple(".!?。！？…:：;；\"'”’」』)）")
 
 
@@ -106,10 +107,15 @@ class LineFilter:
         small = sum(1 for s in segments if self._units(s)[0] <= self.nav_max_segment_units)
         return small >= 0.8 * len(segments)
 
+    def is_long(self, line: str, size: tuple[int, bool] | None = None) -> bool:
+        """Long enough to read as prose whatever its ending (``size``: ``_units(line)`` if known)."""
+        units, cjk = size or self._units(line)
+        return units >= (self.prose_cjk if cjk else self.prose_words)
+
     def is_prose(self, line: str, size: tuple[int, bool] | None = None) -> bool:
         """Long enough, or a complete short sentence (``size``: ``_units(line)`` if known)."""
-        units, cjk = size or self._units(line)
-        if units >= (self.prose_cjk if cjk else self.prose_words):
+        units, cjk = size = size or self._units(line)
+        if self.is_long(line, size):
             return True
         return units >= (self.sentence_cjk if cjk else self.sentence_words) and line.endswith(_SENTENCE_END)
 
