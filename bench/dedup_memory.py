@@ -1,6 +1,6 @@
 """Peak memory of ``skypile dedup`` over 25k and 100k documents (issue: dedup at corpus scale).
 
-    python bench/dedup_memory.py [--sizes 25000,100000] [--runner local|DirectRunner] [--out FILE]
+    python bench/dedup_memory.py [--sizes 25000,100000] [--runner local|DirectRunner] [--rules R] [--out FILE]
 
 The documents are paragraphs of real sentences (English and Chinese articles of
 ../shared/data) drawn at random, so documents are distinct as in a crawl, plus
@@ -64,11 +64,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="25000,100000")
     ap.add_argument("--runner", default="local", help="local (in process) or DirectRunner (Beam, 2 workers)")
+    ap.add_argument("--rules", default="", help="dedup rules (default: skypile dedup's, exact,segments,minhash)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    suffix = "" if args.runner == "local" else "_" + args.runner.lower()
+    suffix = ("" if args.runner == "local" else "_" + args.runner.lower()) + ("_" + args.rules.replace(",", "-") if args.rules else "")
     args.out = args.out or str(Path(__file__).parent / "results" / f"dedup_memory{suffix}.md")
     runner = ["--runner", args.runner] + ([] if args.runner == "local" else ["--workers", "2"])
+    runner += ["--rules", args.rules] if args.rules else []
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +89,8 @@ def main() -> None:
         "",
         "Whole process tree (peak PSS, ../shared/tools/peak-mem), "
         + ("in-process executor" if args.runner == "local" else f"Beam {args.runner}, 2 worker processes")
-        + ", default rules",
-        "`exact,segments,minhash`; documents of random real sentences (../shared/data), 10% planted copies.",
+        + (f", rules `{args.rules}`;" if args.rules else ", default rules `exact,segments,minhash`;"),
+        "documents of random real sentences (../shared/data), 10% planted copies.",
         "",
         "| documents | input MB | peak MiB | growth vs first | seconds | kept |",
         "|---:|---:|---:|---:|---:|---:|",

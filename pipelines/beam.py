@@ -89,6 +89,9 @@ class BeamColl:
     def filter(self, fn) -> "BeamColl":
         return self._new(self.pcoll | self.labels("filter") >> beam.Filter(fn))
 
+    def filter_values(self, fn) -> "BeamColl":
+        return self._new(self.pcoll | self.labels("filter_values") >> beam.Filter(lambda kv: fn(kv[1])))
+
     def group_by_key(self) -> "BeamColl":
         return self._new(self.pcoll | self.labels("group_by_key") >> beam.GroupByKey())
 

@@ -97,6 +97,12 @@ class Coll(Protocol[T]):
 
     def filter(self, fn: Callable[[T], bool]) -> "Coll[T]": ...
 
+    def filter_values(self, fn: Callable[[Any], bool]) -> "Coll":
+        """The ``(k, v)`` elements whose ``v`` passes: ``filter`` that looks at values only, so a
+        :class:`MemColl` can keep :class:`KeyedFacts` packed (a stage whose facts are of two
+        kinds splits them with it)."""
+        ...
+
     def group_by_key(self) -> "Coll":
         """``(k, v)`` elements → ``(k, values)``, ``values`` an iterable."""
         ...
@@ -126,6 +132,26 @@ class Sum:
 
     def extract(self, acc: int) -> int:
         return acc
+
+
+class Union:
+    """Combiner: the distinct items of iterables, as a sorted tuple (on Beam it folds before the shuffle)."""
+
+    def create(self) -> set:
+        return set()
+
+    def add(self, acc: set, item: Iterable[Any]) -> set:
+        acc.update(item)
+        return acc
+
+    def merge(self, accs: Iterable[set]) -> set:
+        out: set = set()
+        for a in accs:
+            out |= a
+        return out
+
+    def extract(self, acc: set) -> tuple:
+        return tuple(sorted(acc))
 
 
 REPORT_FIELDS = ("doc_id", "cluster_id", "rule")
@@ -174,8 +200,12 @@ class MemColl(Generic[T]):
     :class:`KeyedFacts` stay packed: :meth:`group_by_key` and :meth:`combine_per_key`
     with a :class:`Sum` sort and count their key arrays with numpy and hand the
     result on as a lazy view, so a stage with tens of facts per document costs
-    bytes, not Python objects, per fact.  Every other operation sees them
-    exploded, so results never depend on the packing.
+    bytes, not Python objects, per fact; plain ``(int key, value)`` elements mixed
+    in go the same way, as one-key facts.  :meth:`filter_values` and :meth:`flatten`
+    are lazy and keep the packing, so facts read from the task files are never all
+    in memory; so is :meth:`flat_map` over a grouping's view (fold it with
+    :meth:`combine_per_key` before using it twice: each pass groups again).  Every other operation sees them exploded, so results never depend
+    on the packing.
     """
 
     def __init__(self, items: Iterable[T]):
@@ -200,20 +230,44 @@ class MemColl(Generic[T]):
 
     def flat_map(self, fn: Callable[..., Iterable[Any]], side: "MemColl | None" = None) -> "MemColl":
         extra = self._side(side)
+        if isinstance(self.items, _View):
+            # over a grouping's lazy view, lazy too: a stage that expands every group (an LSH bucket into
+            # its members' candidates) and folds the result by key never holds the expansion; iterating
+            # the result again groups again, so fold it (combine_per_key) before reusing it
+            return MemColl(FactSource(lambda: chain.from_iterable(fn(x, *extra) for x in self)))
         return MemColl(chain.from_iterable(fn(x, *extra) for x in self))
 
     def filter(self, fn: Callable[[T], bool]) -> "MemColl[T]":
         return MemColl(x for x in self if fn(x))
 
+    def filter_values(self, fn: Callable[[Any], bool]) -> "MemColl":
+        items = self.items
+
+        def read() -> Iterator[Any]:
+            for x in items:
+                if isinstance(x, KeyedFacts):
+                    if fn(x.value):
+                        yield x
+                else:
+                    for kv in explode(x):
+                        if fn(kv[1]):
+                            yield kv
+
+        return MemColl(FactSource(read))
+
     def _packed(self) -> "_Partitions | None":
-        """The facts as key partitions, when every one is a :class:`KeyedFacts` (one scan to count them)."""
+        """The facts as key partitions, when every one is a :class:`KeyedFacts` or an ``(int key, value)``
+        pair (one scan to count them)."""
         if isinstance(self.items, _View):
             return None
         n_keys = 0
         for x in self.items:
-            if not isinstance(x, KeyedFacts):
+            if isinstance(x, KeyedFacts):
+                n_keys += len(x.keys)
+            elif _int_keyed(x):
+                n_keys += 1
+            else:
                 return None
-            n_keys += len(x.keys)
         if n_keys == 0:
             return None
         return _Partitions(self.items, max(1, -(-n_keys * BYTES_PER_KEY // PARTITION_BYTES)))
@@ -243,11 +297,17 @@ class MemColl(Generic[T]):
         return MemColl([combiner.extract(acc)])
 
     def flatten(self, *others: "MemColl") -> "MemColl":
-        return MemColl(chain(self, *others))
+        parts = [self.items, *(o.items for o in others)]
+        return MemColl(FactSource(lambda: chain.from_iterable(parts)))
 
     def value(self) -> Any:
         """The element of a singleton collection."""
         return self._side(self)[0]
+
+
+def _int_keyed(x: Any) -> bool:
+    return (type(x) is tuple and len(x) == 2 and isinstance(x[0], (int, np.integer))
+            and not isinstance(x[0], bool) and 0 <= x[0] < 1 << 64)
 
 
 class FactSource:
@@ -283,6 +343,8 @@ class _Partitions:
         """Each fact with its keys in partition ``part`` (in the same order on every scan)."""
         n = np.uint64(self.n)
         for f in self.items:
+            if not isinstance(f, KeyedFacts):  # an (int key, value) pair (see MemColl._packed)
+                f = KeyedFacts(np.array([f[0]], dtype=np.uint64), f[1])
             k = f.keys if self.n == 1 else f.keys[f.keys % n == np.uint64(part)]
             yield f, k
 

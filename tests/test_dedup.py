@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from skypile.cli import main
-from skypile.corpus import DocRef, KeyedFacts, MemColl, Sum, run_corpus_stage
+from skypile.corpus import DocRef, FactSource, KeyedFacts, MemColl, Sum, Union, run_corpus_stage
 from skypile.dedup.minhash import (MinHasher, jaccard_estimate, optimal_bands, recall_bands, s_curve, shingle_hashes,
                                    word_hashes)
 from skypile.dedup.near import NearDedup
@@ -98,6 +98,50 @@ def test_keyed_facts_fast_paths_equal_plain_elements(monkeypatch, partition_byte
     assert sorted(MemColl(counts).combine_per_key(Sum())) == sorted(MemColl([kv for f in counts for kv in f.explode()]).combine_per_key(Sum()))
     assert sorted(packed.map(lambda kv: kv[0])) == sorted(plain.map(lambda kv: kv[0]))  # other ops see exploded facts
 
+    # filter_values and flatten keep the packing: a filtered, flattened mix of packed facts and plain
+    # (int key, value) pairs groups exactly as its exploded elements do
+    odd = lambda v: v[1] % 2 == 1  # noqa: E731
+    extra = [(int(k), ("extra", j)) for j, k in enumerate(rng.integers(0, 60, size=50))]
+    mixed = packed.filter_values(odd).flatten(MemColl(extra))
+    assert all(isinstance(x, KeyedFacts) for x in packed.filter_values(odd).items)
+    assert mixed._packed() is not None  # grouped by the numpy path, not a dict of every fact
+    exploded = MemColl([kv for kv in plain if odd(kv[1])] + extra)
+    assert norm(mixed.group_by_key()) == norm(exploded.group_by_key())
+    assert norm(mixed.group_by_key()) == norm(mixed.group_by_key())  # lazy: iterable again, same result
+
+
+def test_expanding_a_grouping_is_lazy_and_folds_as_plain_elements_do():
+    # near_dedup expands each LSH bucket into its members' candidates and folds them per member at once:
+    # in process, the expansion (~35 copies per duplicate document) is never held as a list
+    facts = [KeyedFacts(np.array([i % 7, 1000 + i], dtype=np.uint64), i) for i in range(60)]
+    calls = []
+
+    def expand(group):
+        calls.append(group[0])
+        key, values = group
+        return [(v % 5, (key,)) for v in values]
+
+    lazy = MemColl(facts).group_by_key().flat_map(expand)
+    assert calls == []  # nothing expanded yet
+    folded = sorted(lazy.combine_per_key(Union()))
+    assert len(calls) == 7 + 60  # each group expanded once
+    plain = MemColl([kv for f in facts for kv in f.explode()]).group_by_key().flat_map(expand).combine_per_key(Union())
+    assert folded == sorted(plain)
+    assert folded[0] == (0, tuple(sorted({k for v in range(0, 60, 5) for k in (v % 7, 1000 + v)})))
+
+
+def test_facts_on_disk_are_not_loaded_by_filter_and_flatten():
+    reads = []
+
+    def read():
+        reads.append(1)
+        return iter([KeyedFacts(np.array([1, 2], dtype=np.uint64), ("a", 0)), KeyedFacts(np.array([2], dtype=np.uint64), ("b", 1))])
+
+    coll = MemColl(FactSource(read)).filter_values(lambda v: v[1] == 1).flatten(MemColl([(2, ("c", 2))]))
+    assert reads == []  # nothing read until the collection is iterated
+    assert sorted(coll) == [(2, ("b", 1)), (2, ("c", 2))]
+    assert sorted((k, sorted(v)) for k, v in coll.group_by_key()) == [(2, [("b", 1), ("c", 2)])]
+
 
 def test_recurring_segments_removed_from_every_document(articles):
     texts = articles["en"][:40]
@@ -179,13 +223,15 @@ def test_a_template_bucket_stays_linear(articles):
     docs = [Document(id=f"p{i:05d}", text=f"Page {i}. {template}", source="t") for i in range(3000)]
     stage = NearDedup(threshold=0.8)
     facts = MemColl([f for i, d in enumerate(docs) for f in stage.facts(d, DocRef("s", i))])
-    from skypile.dedup.near import verified_edges
+    from skypile.dedup.near import MAX_COMPARE, _is_sketch, bucket_candidates
 
-    buckets = list(facts.group_by_key())
+    buckets = list(facts.filter_values(lambda v: not _is_sketch(v)).group_by_key())
     largest = max(len(v) for _, v in buckets)
     assert largest > 2500  # most pages share each band
-    edges = [e for b in buckets for e in verified_edges(b, 0.8)]
-    assert len(edges) <= len(buckets) * 3000  # at most one edge per member and bucket, never pairs
+    big = next(b for b in buckets if len(b[1]) == largest)
+    candidates = list(bucket_candidates(big))
+    assert len(candidates) == largest - 1  # one element per member but the smallest, never pairs
+    assert max(len(below) for _, below in candidates) == MAX_COMPARE
     kept, dropped, _ = run_corpus_stage(stage, docs)
     assert [d.id for d in kept] == ["p00000"] and len(dropped) == 2999
 
