@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 import numpy as np
 
-from skypile.corpus import Coll, Decision, DocRef, KeyedFacts, Sum
+from skypile.corpus import Coll, Decision, DocRef, KeyedFacts, Sum, Union
 from skypile.document import Document, Dropped
 from skypile.stage import drop
 
@@ -61,21 +61,12 @@ def line_hashes(lines: list[str], min_chars: int = 0) -> list[int | None]:
     return out
 
 
-class HashSet:
+class HashSet(Union):
     """Combiner: a set of hashes → a sorted uint64 array, base64 in JSON (8 bytes per hash)."""
-
-    def create(self) -> set:
-        return set()
 
     def add(self, acc: set, h: int) -> set:
         acc.add(h)
         return acc
-
-    def merge(self, accs: Iterable[set]) -> set:
-        out: set = set()
-        for acc in accs:
-            out |= acc
-        return out
 
     def extract(self, acc: set) -> dict:
         arr = np.array(sorted(acc), dtype="<u8")
