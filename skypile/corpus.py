@@ -204,8 +204,9 @@ class MemColl(Generic[T]):
     in go the same way, as one-key facts.  :meth:`filter_values` and :meth:`flatten`
     are lazy and keep the packing, so facts read from the task files are never all
     in memory; so is :meth:`flat_map` over a grouping's view (fold it with
-    :meth:`combine_per_key` before using it twice: each pass groups again).  Every other operation sees them exploded, so results never depend
-    on the packing.
+    :meth:`combine_per_key` before using it twice: each pass groups again).
+    Every other operation sees them exploded, so results never depend on the
+    packing.
     """
 
     def __init__(self, items: Iterable[T]):
@@ -245,13 +246,8 @@ class MemColl(Generic[T]):
 
         def read() -> Iterator[Any]:
             for x in items:
-                if isinstance(x, KeyedFacts):
-                    if fn(x.value):
-                        yield x
-                else:
-                    for kv in explode(x):
-                        if fn(kv[1]):
-                            yield kv
+                if fn(x.value if isinstance(x, KeyedFacts) else x[1]):
+                    yield x
 
         return MemColl(FactSource(read))
 
