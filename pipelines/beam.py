@@ -22,9 +22,19 @@ import os
 import threading
 from typing import Any, Iterable, Iterator, Sequence
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
+
+class _BeamImportNoise(logging.Filter):
+    """Beam 2.78 logs "apitools not found" on the root logger at every import when its optional GCP
+    client is absent (it is: the worker lock has it, the laptop install does not need it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and str(record.msg).startswith("apitools not found"))
+
+
+logging.getLogger().addFilter(_BeamImportNoise())
+import apache_beam as beam  # noqa: E402
+from apache_beam.metrics import Metrics  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from skypile import io
 from skypile.corpus import REPORT_FIELDS, Decision, explode
@@ -67,8 +77,23 @@ class _CombineFnAdapter(beam.CombineFn):
         return self.combiner.extract(acc)
 
 
+def _opaque(transform: beam.PTransform) -> beam.PTransform:
+    """``transform`` declared as taking and producing ``Any``.
+
+    A corpus stage's functions are plain Python over tuples; their annotations document them
+    and are not a Beam contract. Beam infers element types from a callable's annotations and
+    lambdas, and what it infers changes between releases (2.78 began rejecting a pipeline 2.77
+    ran, from annotations it had ignored), so every transform the ``Coll`` translation builds
+    declares ``Any`` on both sides: elements travel with the pickling coder either way, and
+    the pipeline's shape no longer depends on the release's inference. The executor's own
+    transforms in :func:`build` are declared the same way, for the same reason.
+    """
+    args, kwargs = getattr(transform, "args", ()), getattr(transform, "kwargs", {})  # a ParDo's extra arguments
+    return transform.with_input_types(Any, *(Any for _ in args), **{k: Any for k in kwargs}).with_output_types(Any)
+
+
 class BeamColl:
-    """:class:`skypile.corpus.Coll` over a PCollection."""
+    """:class:`skypile.corpus.Coll` over a PCollection; every transform opaque (:func:`_opaque`)."""
 
     def __init__(self, pcoll: beam.PCollection, labels: _Labels):
         self.pcoll, self.labels = pcoll, labels
@@ -81,25 +106,25 @@ class BeamColl:
         return (beam.pvalue.AsSingleton(side.pcoll),) if side is not None else ()
 
     def map(self, fn, side=None) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("map") >> beam.Map(fn, *self._sides(side)))
+        return self._new(self.pcoll | self.labels("map") >> _opaque(beam.Map(fn, *self._sides(side))))
 
     def flat_map(self, fn, side=None) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("flat_map") >> beam.FlatMap(fn, *self._sides(side)))
+        return self._new(self.pcoll | self.labels("flat_map") >> _opaque(beam.FlatMap(fn, *self._sides(side))))
 
     def filter(self, fn) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("filter") >> beam.Filter(fn))
+        return self._new(self.pcoll | self.labels("filter") >> _opaque(beam.Filter(fn)))
 
     def filter_values(self, fn) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("filter_values") >> beam.Filter(lambda kv: fn(kv[1])))
+        return self._new(self.pcoll | self.labels("filter_values") >> _opaque(beam.Filter(lambda kv: fn(kv[1]))))
 
     def group_by_key(self) -> "BeamColl":
         return self._new(self.pcoll | self.labels("group_by_key") >> beam.GroupByKey())
 
     def combine_per_key(self, combiner) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("combine_per_key") >> beam.CombinePerKey(_CombineFnAdapter(combiner)))
+        return self._new(self.pcoll | self.labels("combine_per_key") >> _opaque(beam.CombinePerKey(_CombineFnAdapter(combiner))))
 
     def combine_globally(self, combiner) -> "BeamColl":
-        return self._new(self.pcoll | self.labels("combine_globally") >> beam.CombineGlobally(_CombineFnAdapter(combiner)))
+        return self._new(self.pcoll | self.labels("combine_globally") >> _opaque(beam.CombineGlobally(_CombineFnAdapter(combiner))))
 
     def flatten(self, *others: "BeamColl") -> "BeamColl":
         return self._new((self.pcoll, *(o.pcoll for o in others)) | self.labels("flatten") >> beam.Flatten())
@@ -183,7 +208,7 @@ def _write_report(rows: beam.PCollection, root: str, stage: str) -> None:
     path = RunDir(root).report_uri(stage)
     _ = (
         rows
-        | f"{stage}/report_rows" >> beam.Map(lambda row: dict(zip(REPORT_FIELDS, row)))
+        | f"{stage}/report_rows" >> _opaque(beam.Map(lambda row: dict(zip(REPORT_FIELDS, row))))
         | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), jobs.REPORT_SCHEMA, file_name_suffix=".parquet",
                                                            num_shards=1, shard_name_template="")
     )
@@ -192,7 +217,7 @@ def _write_report(rows: beam.PCollection, root: str, stage: str) -> None:
 def build(p: beam.Pipeline, job: jobs.Job) -> None:
     cfg, root = job.cfg, job.run.root
     rg = cfg.output.row_group_rows
-    elements = p | "splits" >> beam.Create(job.splits) | "spread_splits" >> beam.Reshuffle() | "pass0_inputs" >> beam.Map(lambda s: (s, None, None))
+    elements = p | "splits" >> beam.Create(job.splits) | "spread_splits" >> beam.Reshuffle() | "pass0_inputs" >> _opaque(beam.Map(lambda s: (s, None, None)))
     parts = facts = None
     for pass_ in job.passes:
         side: dict[str, Any] = {}
@@ -203,31 +228,31 @@ def build(p: beam.Pipeline, job: jobs.Job) -> None:
                 decision = Decision(table=BeamColl(table_pc, _Labels(name)))
             else:
                 # a document's packed facts (KeyedFacts) become one element per key before any shuffle
-                decision = pass_.apply.decide(BeamColl(facts | f"{name}/explode_facts" >> beam.FlatMap(explode), _Labels(f"{name}/decide")))
+                decision = pass_.apply.decide(BeamColl(facts | f"{name}/explode_facts" >> _opaque(beam.FlatMap(explode)), _Labels(f"{name}/decide")))
                 if decision.report is not None:
                     _write_report(decision.report.pcoll, root, name)
-            keyed = {"part": parts | f"{name}/parts_by_split" >> beam.Map(lambda part: (part.split.name, part))}
+            keyed = {"part": parts | f"{name}/parts_by_split" >> _opaque(beam.Map(lambda part: (part.split.name, part)))}
             if decision.verdicts is not None:
-                keyed["verdicts"] = decision.verdicts.pcoll | f"{name}/verdicts_by_split" >> beam.Map(_route)
-            elements = keyed | f"{name}/join" >> beam.CoGroupByKey() | f"{name}/task_inputs" >> beam.Map(_task_input)
+                keyed["verdicts"] = decision.verdicts.pcoll | f"{name}/verdicts_by_split" >> _opaque(beam.Map(_route))
+            elements = keyed | f"{name}/join" >> beam.CoGroupByKey() | f"{name}/task_inputs" >> _opaque(beam.Map(_task_input))
             if decision.table is not None:
                 side["table"] = beam.pvalue.AsSingleton(decision.table.pcoll)
-                _ = decision.table.pcoll | f"{name}/write_fitted" >> beam.Map(_write_fitted, root, name)
-        out = elements | f"pass{pass_.index}" >> beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side).with_outputs(FACTS, main="parts")
+                _ = decision.table.pcoll | f"{name}/write_fitted" >> _opaque(beam.Map(_write_fitted, root, name))
+        out = elements | f"pass{pass_.index}" >> _opaque(beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side)).with_outputs(FACTS, main="parts")
         parts, facts = out.parts, out[FACTS]
     fp, shard_size, tokenized, extra = job.fingerprint, cfg.output.shard_size, job.tokenized, job.manifest_extra()
     token_type = job.token_type
     infos = (
         parts
         | "pack/collect_parts" >> beam.combiners.ToList()
-        | "pack/plan" >> beam.FlatMap(lambda ps: plan_shards(ps, shard_size, fp, rg))
+        | "pack/plan" >> _opaque(beam.FlatMap(lambda ps: plan_shards(ps, shard_size, fp, rg)))
         | "pack/spread" >> beam.Reshuffle()
-        | "pack/write" >> beam.ParDo(PackDoFn(root, tokenized, rg, token_type))
+        | "pack/write" >> _opaque(beam.ParDo(PackDoFn(root, tokenized, rg, token_type)))
     )
     _ = (
         infos
         | "manifest/collect" >> beam.combiners.ToList()
-        | "manifest/write" >> beam.Map(lambda shards: write_manifest(root, shards, tokenized, extra, token_type))
+        | "manifest/write" >> _opaque(beam.Map(lambda shards: write_manifest(root, shards, tokenized, extra, token_type)))
     )
 
 

@@ -1,8 +1,40 @@
 #!/usr/bin/env bash
-# The README's test command: install into ./.venv, then run the whole suite.
+# The README's test command: install the lock into ./.venv, then run the whole suite.
+#
+#   bash scripts/test.sh [PYTEST_ARGS]               the lock (requirements/lock.txt): what CI runs
+#   bash scripts/test.sh --beam-floor [PYTEST_ARGS]  apache-beam at setup.cfg's lower bound
+#                                                    (requirements/beam-floor-lock.txt) in .venv-beam-floor;
+#                                                    by default the Beam tests only (CI runs this too)
+#   bash scripts/test.sh --latest [PYTEST_ARGS]      the newest versions setup.cfg's ranges allow, resolved
+#                                                    now (scripts/lock.sh --out), in a throw-away venv; run it
+#                                                    before refreshing the lock, and to see the next upstream
+#                                                    release break something before users do
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
-. .venv/bin/activate
+MODE=lock
+case "${1:-}" in
+  --latest) MODE=latest; shift ;;
+  --beam-floor) MODE=floor; shift ;;
+esac
+
+case "$MODE" in
+  lock)
+    bash scripts/install.sh
+    VENV=.venv ;;
+  floor)
+    VENV=.venv-beam-floor
+    SKYPILE_VENV=$VENV SKYPILE_LOCK=requirements/beam-floor-lock.txt bash scripts/install.sh
+    [ $# -gt 0 ] || set -- tests/test_beam_types.py tests/test_pipeline_beam.py tests/test_executors.py ;;
+  latest)
+    WORK=$(mktemp -d)
+    VENV=$WORK/venv
+    trap 'rm -rf "$WORK"' EXIT
+    bash scripts/lock.sh --out "$WORK/locks"
+    SKYPILE_VENV=$VENV SKYPILE_LOCK=$WORK/locks/lock.txt bash scripts/install.sh
+    echo "== newer than requirements/lock.txt:"
+    diff <(grep -E '^[A-Za-z0-9_.-]+==' requirements/lock.txt | sed 's/ .*//') \
+         <(grep -E '^[A-Za-z0-9_.-]+==' "$WORK/locks/lock.txt" | sed 's/ .*//') | grep -E '^[<>]' || echo "   nothing: the lock is current" ;;
+esac
+. "$VENV/bin/activate"
 # pytest's exit code 5 (no tests collected) fails this script like any other failure.
 python -m pytest -q -p no:cacheprovider "$@"

@@ -47,7 +47,7 @@ def resolve_group(members: Iterable[Member]) -> tuple[Member, list[Member]]:
     return ordered[0], ordered[1:]
 
 
-def _verdicts(group: tuple[bytes, Iterable[Member]]) -> Iterator[tuple[DocRef, tuple[str, str]]]:
+def _verdicts(group: tuple[tuple[int, bytes], list[Member]]) -> Iterator[tuple[DocRef, tuple[str, str]]]:
     _, members = group
     survivor, dups = resolve_group(members)
     for doc_id, split, row in dups:
@@ -69,7 +69,7 @@ def _has_copies(members: Iterable[Member]) -> bool:
     return next(it, None) is not None and next(it, None) is not None
 
 
-def _report(group: tuple[bytes, Iterable[Member]]) -> Iterator[tuple[str, str, str]]:
+def _report(group: tuple[tuple[int, bytes], list[Member]]) -> Iterator[tuple[str, str, str]]:
     """Every member of a group of copies, survivor included, with the survivor's id as the cluster id."""
     _, members = group
     survivor, _ = resolve_group(members)
