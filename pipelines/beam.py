@@ -42,6 +42,7 @@ from skypile.executor import job as jobs
 from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest
 from skypile.executor.rundir import RunDir
 from skypile.executor.tasks import TaskDone, run_task
+from skypile.report.clusters import REPORT_SCHEMA
 from skypile.stage import StageStats
 
 NAMESPACE = "skypile"
@@ -209,7 +210,7 @@ def _write_report(rows: beam.PCollection, root: str, stage: str) -> None:
     _ = (
         rows
         | f"{stage}/report_rows" >> _opaque(beam.Map(lambda row: dict(zip(REPORT_FIELDS, row))))
-        | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), jobs.REPORT_SCHEMA, file_name_suffix=".parquet",
+        | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), REPORT_SCHEMA, file_name_suffix=".parquet",
                                                            num_shards=1, shard_name_template="")
     )
 

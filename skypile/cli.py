@@ -77,6 +77,20 @@ def _print_report(report: dict, output: str) -> None:
         f" {report.get('num_shards', 0)} shards"
     )
     print(f"shards:   {output}/shards/\nmanifest: {output}/manifest.json\nstats:    {output}/stats.json\ndropped:  {output}/dropped/")
+    print(f"report:   {output}/report.html")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """``skypile report RUN_DIR``: (re)build the run's page from its files."""
+    from skypile.report.page import ReportError, write_report_page
+
+    try:
+        path = write_report_page(args.run_dir, args.out, args.mix)
+    except (ReportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
 
 
 def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
@@ -164,7 +178,7 @@ DEFAULT_RULES = "exact,segments,minhash"  # semantic is opt-in: its CPU encoder 
 
 def _cmd_dedup(args: argparse.Namespace, beam_args: list[str]) -> int:
     """The dedup recipe with the chosen rules; then every rule's cluster report as one ``clusters.parquet``."""
-    from skypile.dedup.report import merge_reports
+    from skypile.report.clusters import merge_reports
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     unknown = [r for r in rules if r not in DEDUP_RULES]
@@ -263,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--from-shared", action="store_true")
     w.add_argument("--limit", type=int, default=None)
 
+    rp = sub.add_parser("report", help="the run's page (RUN_DIR/report.html, also written after every run): funnel, "
+                                       "languages, quality, dedup, token mix, samples")
+    rp.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's output directory")
+    rp.add_argument("--out", default=None, metavar="FILE", help="write the page here (default RUN_DIR/report.html)")
+    rp.add_argument("--mix", default=None, metavar="MIX_JSON", help="a mix.json (skypile mix): its target shares beside the run's")
+
     x = sub.add_parser("extract", help="the extract stage alone on local .html(.gz) files: JSONL {path, text, lang, reason}")
     x.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
     x.add_argument("--jsonl", default=None, metavar="OUT", help="write here (atomically) instead of stdout")
@@ -319,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_extract(args)
     if args.cmd == "mix":
         return _cmd_mix(args)
+    if args.cmd == "report":
+        return _cmd_report(args)
     if args.cmd == "eval":
         from skypile.evaluation.cli import run_eval
 

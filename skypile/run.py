@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from skypile import io
 from skypile.config import RunConfig
 from skypile.executor import job as jobs
 
@@ -23,6 +24,8 @@ def run(cfg: RunConfig, beam_args: Sequence[str] = ()) -> dict:
     """
     job = jobs.prepare(cfg)
     if job.done is not None:
+        if not io.exists(job.run.uri("report.html")):  # a run finished before runs wrote their page
+            jobs.write_page(job.run.root)
         return {**job.done, "reused": True}
     with job.run.lock():
         jobs.claim(job)

@@ -8,6 +8,7 @@
     DIR/dropped/p<pass>-<split>.jsonl        dead letters, one file per task
     DIR/fitted/<stage>.json                  what corpus stages fitted (tables), reusable
     DIR/reports/<stage>.parquet              what corpus stages report (dedup: cluster members)
+    DIR/report.html                          the run's page (skypile.report.page), from the files above
     DIR/_work/run.json                       the run's fingerprint and config
     DIR/_work/p<pass>/<split>.parquet        a task's documents (intermediate part)
     DIR/_work/p<pass>/<split>.facts.pkl      the facts it computed for the next corpus stage
@@ -38,10 +39,11 @@ import pyarrow.fs as pafs
 import skypile
 from skypile import io
 from skypile.readers.sources import Split
+from skypile.report.clusters import stage_report_uri
 from skypile.stage import StageStats
 
 WORK = "_work"
-MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet")
+MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet", "report.html")
 FACTS_CHUNK = 4096
 
 
@@ -100,7 +102,7 @@ class RunDir:
         return self.uri("fitted", f"{stage}.json")
 
     def report_uri(self, stage: str) -> str:
-        return self.uri("reports", f"{stage}.parquet")
+        return stage_report_uri(self.root, stage)
 
     def commit_task(self, pass_index: int, split: str, stats: StageStats, part: PartInfo, n_facts: int) -> None:
         body = {"stats": stats.to_json(), "part": part.to_json(), "facts": n_facts}

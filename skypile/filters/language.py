@@ -16,7 +16,7 @@ import importlib.util
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
 from skypile.stage import drop
@@ -83,6 +83,7 @@ class LanguageId:
     model_path: str = ""
     max_chars: int = 10_000
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("lang", "lang_score")  # for the run's page (skypile.report.sketches)
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
 from skypile.quality.text import has_letters, paragraphs
@@ -108,6 +108,7 @@ class Perplexity:
     model_dir: str
     langs: tuple[str, ...] = ("en", "zh")
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("perplexity",)  # binned per language for the run's page
     _models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

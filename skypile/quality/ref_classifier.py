@@ -25,7 +25,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
 from skypile.quality.corpora import Text, chunks, is_held_out, reference_texts, wiki_articles
@@ -102,6 +102,7 @@ class RefProb:
     model_path: str
     max_chars: int = 10_000
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("ref_prob",)  # binned per language for the run's page
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
