@@ -41,6 +41,7 @@ class Stage(Protocol[T, U]):
 # "<stage>.dropped.<reason>".
 CHARS_REMOVED = "chars_removed"  # text a stage removed: dropped documents' and removed segments' characters
 VOLUME = ("chars", "tokens")  # also counted per stage, of documents: "<stage>.chars.in|kept", "<stage>.tokens.in|kept"
+_VOLUME_KEYS = {o: (f"chars.{o}", f"tokens.{o}") for o in ("in", "kept")}
 
 
 def counter_name(stage: str, outcome: str) -> str:
@@ -81,10 +82,11 @@ class StageStats:
 
     def add_volume(self, stage: str, outcome: str, doc: Document) -> None:
         """Characters and tokens of a document entering (``in``) or leaving (``kept``) a stage."""
-        c = self._stage(stage)
-        c[f"chars.{outcome}"] += len(doc.text)
+        c = self.counts.get(stage) or self._stage(stage)
+        chars, tokens = _VOLUME_KEYS[outcome]
+        c[chars] += len(doc.text)
         if doc.tokens is not None:
-            c[f"tokens.{outcome}"] += len(doc.tokens)
+            c[tokens] += len(doc.tokens)
 
     def merge(self, other: "StageStats") -> "StageStats":
         for stage in other.order:

@@ -40,9 +40,23 @@ def value_id(path: Sequence[Any], value: Any) -> str:
 def _figure(name: str, width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height))  # margins set by _margins: a layout engine would cost 2x the drawing
     fig.skypile_name = name  # type: ignore[attr-defined]
     return fig
+
+
+CHAR_IN = 0.068  # width of an average 9-point character, inches
+
+
+def text_inches(labels: Sequence[str]) -> float:
+    """Room for the longest of ``labels`` as tick labels, inches."""
+    return CHAR_IN * max((len(str(s)) for s in labels), default=1) + 0.15
+
+
+def _margins(fig: Any, left: float, bottom: float = 0.5, top: float = 0.12, right: float = 0.2, wspace: float | None = None) -> None:
+    """Margins in inches (matplotlib takes fractions of the figure)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h, wspace=wspace)
 
 
 def to_svg(fig: Any) -> str:
@@ -78,9 +92,10 @@ def funnel(stages: list[dict]) -> str:
     ``stages``: ``[{"name", "kept", "drops": [(reason, n)]}]``.
     """
     with _rc():
-        fig = _figure("funnel", 9.5, 0.9 + 0.34 * len(stages))
-        ax = fig.add_subplot()
         names = [s["name"] for s in stages]
+        fig = _figure("funnel", 9.5, 0.75 + 0.34 * len(stages))
+        _margins(fig, text_inches(names))
+        ax = fig.add_subplot()
         y = list(range(len(stages)))[::-1]
         kept = [s["kept"] for s in stages]
         bars = ax.barh(y, kept, color=KEPT, height=0.62, label="kept")
@@ -106,7 +121,8 @@ def horizontal_bars(name: str, labels: list[str], values: list[float], paths: li
                     color: str = ACCENT) -> str:
     """One bar per label (top to bottom), each tagged with its stats path."""
     with _rc():
-        fig = _figure(name, 6.5, 0.7 + 0.26 * len(labels))
+        fig = _figure(name, 6.5, 0.65 + 0.26 * len(labels))
+        _margins(fig, text_inches(labels))
         ax = fig.add_subplot()
         y = list(range(len(labels)))[::-1]
         bars = ax.barh(y, values, color=color, height=0.66)
@@ -123,7 +139,10 @@ def histograms(name: str, panels: list[dict], xlabel: str, log_x: bool) -> str:
     ``panels``: ``[{"title", "edges", "counts": [(bin, n, path)], "lines": [(label, x, path, style)]}]``.
     """
     with _rc():
-        fig = _figure(name, min(10.0, 3.6 * len(panels) + 0.6), 2.5)
+        fig = _figure(name, min(10.0, 3.4 * len(panels) + 0.4), 2.6)
+        counts = text_inches([f"{max((n for _, n, _ in p['counts']), default=1):,}" for p in panels])
+        width = (min(10.0, 3.4 * len(panels) + 0.4) - counts - 0.2) / len(panels)
+        _margins(fig, counts, bottom=0.5, top=0.3, wspace=(counts + 0.25) / max(width - counts - 0.25, 0.5))
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, p in zip(axes, panels):
             edges = p["edges"]
@@ -159,7 +178,8 @@ def stacked_shares(name: str, rows: list[dict], order: Sequence[str]) -> str:
     segment's length is its count.
     """
     with _rc():
-        fig = _figure(name, 6.5, 0.8 + 0.32 * len(rows))
+        fig = _figure(name, 6.5, 0.75 + 0.32 * len(rows))
+        _margins(fig, text_inches([r["label"] for r in rows]), right=1.0)
         ax = fig.add_subplot()
         y = list(range(len(rows)))[::-1]
         left = [0] * len(rows)
@@ -182,6 +202,7 @@ def share_pairs(name: str, labels: list[str], run: list[float], target: list[flo
     """The run's share of tokens (percent) beside the mix's target share (a fraction of 1, drawn in percent)."""
     with _rc():
         fig = _figure(name, 6.5, 2.4)
+        _margins(fig, 0.55, bottom=0.35)
         ax = fig.add_subplot()
         x = list(range(len(labels)))
         a = ax.bar([i - 0.2 for i in x], run, width=0.4, color=ACCENT, label="this run")

@@ -361,7 +361,7 @@ def _dedup(p: Page) -> None:
             rows.append(f"<tr><th>{esc(st)}</th><td>{esc(reason)}</td>{p.num(['stages', st, 'in'])}{p.num(paths[-1])}"
                         f"{p.share([paths[-1]], [['stages', st, 'in']])}</tr>")
         for what in c.get("changed", {}):
-            rows.append(f"<tr><th>{esc(st)}</th><td>{esc(what)} (documents kept)</td>{p.num(['stages', st, 'in'])}"
+            rows.append(f"<tr><th>{esc(st)}</th><td>{esc(what)} (of documents kept)</td>{p.num(['stages', st, 'in'])}"
                         f"{p.num(['stages', st, 'changed', what])}<td></td></tr>")
     if labels:
         p.figure(figures.horizontal_bars("dedup", labels, values, paths, "documents removed", figures.DROPPED),

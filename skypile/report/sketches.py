@@ -101,6 +101,13 @@ def doc_scores(doc: Document) -> dict:
     return out
 
 
+def _counter(counters: dict, key: tuple) -> Counter:
+    c = counters.get(key)  # (not setdefault: that would build a Counter per call)
+    if c is None:
+        c = counters[key] = Counter()
+    return c
+
+
 def _keep_smallest(items: list, k: int) -> list:
     return sorted(items, key=_order)[:k]
 
@@ -129,21 +136,21 @@ class RunSketch:
         for name in names:
             if name == "lang":
                 if doc.lang or not only_set:
-                    self.values.setdefault((stage, name, ALL), Counter())[lang] += 1
+                    _counter(self.values, (stage, name, ALL))[lang] += 1
                 continue
             value = getattr(doc.metadata, name)
             if only_set and not value:
                 continue
             bins = SCORE_BINS.get(name)
             if bins is None:
-                self.values.setdefault((stage, name, lang), Counter())[str(value)] += 1
+                _counter(self.values, (stage, name, lang))[str(value)] += 1
             elif isinstance(value, (int, float)) and math.isfinite(value):
-                self.scores.setdefault((stage, name, lang), Counter())[str(bins.index(float(value)))] += 1
+                _counter(self.scores, (stage, name, lang))[str(bins.index(float(value)))] += 1
             else:
-                self.scores.setdefault((stage, name, lang), Counter())["missing"] += 1
+                _counter(self.scores, (stage, name, lang))["missing"] += 1
 
     def write(self, doc: Document) -> None:
-        c = self.written.setdefault((doc.source, doc.lang or "und"), Counter())
+        c = _counter(self.written, (doc.source, doc.lang or "und"))
         c["docs"] += 1
         c["chars"] += len(doc.text)
         c["tokens"] += len(doc.tokens) if doc.tokens is not None else 0
@@ -196,7 +203,7 @@ class RunSketch:
     def merge(self, other: "RunSketch") -> "RunSketch":
         for mine, theirs in ((self.scores, other.scores), (self.values, other.values), (self.written, other.written)):
             for k, c in theirs.items():
-                mine.setdefault(k, Counter()).update(c)
+                _counter(mine, k).update(c)
         for k, entries in other.samples.items():
             limit = KEPT_SAMPLES if k[1] == "kept" else DROPPED_SAMPLES
             self.samples[k] = _keep_smallest(self.samples.get(k, []) + list(entries), limit)
