@@ -46,5 +46,6 @@ skypile-train --config tiny --data "$OUT/web" --run-dir "$OUT/train" steps=60 lo
 echo
 echo "results:"
 echo "  shards + manifest + stats: $OUT/web/{shards/,manifest.json,stats.json,dropped/}"
+echo "  the run's page (a browser): $OUT/web/report.html"
 echo "  training metrics:          $OUT/train/metrics.jsonl"
 echo "  tokenizer:                 models/build/tokenizer/skypile-sp.model"
