@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from skypile import io
+from skypile.errors import UserError
 from skypile.report import figures
 from skypile.report.clusters import report_rows, stage_report_uri
 from skypile.report.sketches import ALL, KEPT_SAMPLES, SCORE_BINS, TEXT_CHARS
@@ -42,7 +43,7 @@ SCORE_TITLES = {
 MIX_GROUPS = ("en", "zh", "code", "other")
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """A run directory (or mix file) the page cannot be built from: one line for the user."""
 
 
