@@ -100,7 +100,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         one, four, n = build_inputs(tmp)
-        runs = [("DirectRunner, 2 workers", ["--workers", "2"]), ("DirectRunner, 1 worker", ["--workers", "1"]),
+        runs = [("DirectRunner, 2 workers", ["--runner", "DirectRunner", "--workers", "2"]), ("DirectRunner, 1 worker", ["--runner", "DirectRunner", "--workers", "1"]),
                 ("in-process (--runner local), 2 workers", ["--runner", "local", "--workers", "2"]),
                 ("in-process (--runner local), 1 worker", ["--runner", "local", "--workers", "1"])]
         for label, extra in runs:

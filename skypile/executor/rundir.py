@@ -74,7 +74,7 @@ def fingerprint(config: dict, inputs: list[dict], extra: dict | None = None) -> 
 class RunDir:
     def __init__(self, root: str):
         self.root = root.rstrip("/") if "://" in root else os.path.abspath(root)
-        self.local = "://" not in root or root.startswith("file://")
+        self.local_root = io.local_path(self.root)  # None on an object store
 
     def uri(self, *parts: str) -> str:
         return io.join(self.root, *parts)
@@ -208,16 +208,16 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock file (local directories; object stores have no atomic create)."""
-        if not self.local:
+        if self.local_root is None:
             yield
             return
-        if os.path.isfile(self.root):
+        if os.path.isfile(self.local_root):
             raise OutputError(f"output {self.root} is a file, not a directory")
         try:
-            os.makedirs(self.root, exist_ok=True)
+            os.makedirs(self.local_root, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create output {self.root}: {exc.strerror or exc}") from None
-        path = os.path.join(self.root, ".skypile.lock")
+        path = os.path.join(self.local_root, ".skypile.lock")
         me = {"host": socket.gethostname(), "pid": os.getpid()}
         for _ in range(2):
             try:
