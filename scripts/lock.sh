@@ -12,7 +12,7 @@
 #   requirements/lock.txt           the install: core + train, eval, test, quality, dask extras + build tools
 #   requirements/worker-lock.txt    the Beam worker image (Dockerfile): core + quality + dataflow + dask, no torch;
 #                                   constrained to lock.txt, so shared packages have the same versions
-#   requirements/beam-floor-lock.txt  lock.txt's inputs with apache-beam at setup.cfg's lower bound:
+#   requirements/beam-floor-lock.txt  lock.txt's inputs but `dask`, with apache-beam at setup.cfg's lower bound:
 #                                   CI runs the Beam tests on it too (scripts/test.sh --beam-floor)
 #   requirements/datatrove-lock.txt the datatrove baseline's own venv (bench/datatrove_setup.sh)
 set -euo pipefail
@@ -64,11 +64,11 @@ seed worker-lock.txt
 "$UV" pip compile setup.cfg requirements/build.in --extra quality --extra dataflow --extra dask -c "$PINS" \
   "${COMMON[@]}" -o "$OUT/worker-lock.txt"
 
-# the oldest apache-beam setup.cfg admits, everything else as the ranges allow
+# the oldest apache-beam setup.cfg admits, everything else as the ranges allow (no `dask` extra: it needs Beam 2.78)
 FLOOR=$(grep -oE 'apache-beam>=[0-9.]+' setup.cfg | head -1 | cut -d= -f2)
 echo "apache-beam==$FLOOR" >"$PINS.floor"
 seed beam-floor-lock.txt
-"$UV" pip compile setup.cfg requirements/build.in --extra train --extra eval --extra test --extra quality --extra dask \
+"$UV" pip compile setup.cfg requirements/build.in --extra train --extra eval --extra test --extra quality \
   -c requirements/torch-cpu.txt -c "$PINS.floor" "${TORCH_SRC[@]}" "${COMMON[@]}" -o "$OUT/beam-floor-lock.txt"
 sed -i "s|-c $PINS.floor|apache-beam at setup.cfg's lower bound|" "$OUT/beam-floor-lock.txt"
 
