@@ -1,9 +1,12 @@
-"""Beam on a real Dask cluster: a scheduler and two worker processes on 127.0.0.1, no shared memory.
+"""Beam across real process boundaries: a Dask cluster, and the portable runner's external worker pool.
 
-The web, dedup and export recipes run with ``--runner DaskRunner`` and must write the same bytes
-(shards, stats, dead letters) as ``--runner local``; a multi-sink pipeline must run every sink
-(Beam's own DaskRunner computes only the last one); and a run whose models and inputs are named
-by ``file://`` URIs in a staging directory must load them through the URI on the workers.
+A Dask scheduler and two worker processes on 127.0.0.1 (no shared memory): the web, dedup and
+export recipes run with ``--runner DaskRunner`` and must write the same bytes (shards, stats, dead
+letters) as ``--runner local``; a multi-sink pipeline must run every sink (Beam's own DaskRunner
+computes only the last one); and a run whose models and inputs are ``file://`` URIs of a staging
+directory must load them through the URI on the workers.  The portable runner runs the web recipe
+on Beam's job service with the SDK harness in a separate worker pool process (``EXTERNAL``), the
+way Flink and Spark run it.
 """
 
 from __future__ import annotations
@@ -11,21 +14,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from run_fixtures import comparable, dead_letter_bytes, free_port, mirrored_warcs, report_rows, run_job, shard_hashes, \
+    shard_ids, wait_for_port
 
-pytest.importorskip("dask.distributed")  # the `dask` extra (requirements/lock.txt has it)
-
-import apache_beam as beam  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
-from run_fixtures import comparable, dead_letter_bytes, mirrored_warcs, report_rows, run_job, shard_hashes, shard_ids  # noqa: E402
-
-from skypile.evaluation import dedup as ev  # noqa: E402
-from skypile.filters.language import default_model_path  # noqa: E402
-from skypile.pipelines.dask_cluster import LocalDaskCluster  # noqa: E402
-from skypile.pipelines.dask_runner import DaskRunner  # noqa: E402
+from skypile.evaluation import dedup as ev
+from skypile.filters.language import default_model_path
 
 pytestmark = pytest.mark.usefixtures("quality_models")
 
@@ -38,12 +41,15 @@ def worker_tmp(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(worker_tmp):
+    pytest.importorskip("dask.distributed")  # the `dask` extra (requirements/lock.txt has it)
+    from skypile.pipelines.dask_cluster import LocalDaskCluster
+
     # PYTHONPATH: the workers import this module's functions (a cluster gets user code as packages)
     with LocalDaskCluster(workers=2, threads=1, env={"TMPDIR": str(worker_tmp), "PYTHONPATH": str(Path(__file__).parent)}) as c:
         yield c
 
 
-def _dask(cluster: LocalDaskCluster) -> tuple[str, ...]:
+def _dask(cluster) -> tuple[str, ...]:
     return "--runner", "DaskRunner", f"--dask_client_address={cluster.address}"
 
 
@@ -71,6 +77,8 @@ def _double(x: int) -> int:
 
 def test_every_sink_of_a_multi_sink_pipeline_runs(cluster, tmp_path):
     """Beam's DaskRunner computes only the last transform's bag: 3 of these 4 sinks wrote nothing, exit 0."""
+    from skypile.pipelines.dask_runner import DaskRunner
+
     p = beam.Pipeline(runner=DaskRunner(), options=PipelineOptions([f"--dask_client_address={cluster.address}"]))
     nums = p | beam.Create(list(range(8)))
     for i in range(4):
@@ -170,3 +178,36 @@ def test_models_and_inputs_by_uri_from_a_staging_dir(cluster, worker_tmp, warcs,
     # the workers loaded their own copies, fetched through the URIs (models load when first needed: the pages are English)
     fetched = {p.name.split("-", 1)[1] for p in (worker_tmp / "skypile-models").iterdir()}
     assert {"lid.176.ftz", "wikiref.bin", "en.arpa.bin", "en.sp.model"} <= fetched
+
+
+def test_portable_runner_with_an_external_worker_pool(warcs, tokenizer_model, local_web, tmp_path):
+    """Beam's job service and a worker pool as two more processes: the SDK harness runs outside the
+    submitting process, in workers the pool starts (as on Flink and Spark), with no metrics back."""
+    job_port, pool_port = free_port(), free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # the pool runs `python`
+    service = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(job_port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, process_group=0)
+    pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, process_group=service.pid)
+    harnesses: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # the SDK harness processes the pool starts for the job
+        while not done.wait(0.2):
+            harnesses.update(subprocess.run(["pgrep", "-P", str(pool.pid)], capture_output=True, text=True).stdout.split())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        wait_for_port(job_port)
+        wait_for_port(pool_port)
+        watcher.start()
+        rc, stats = run_job("run", warcs, tmp_path / "external", "--runner", "PortableRunner", f"--job_endpoint=localhost:{job_port}",
+                            "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}", tokenizer=tokenizer_model)
+    finally:
+        done.set()
+        os.killpg(service.pid, signal.SIGKILL)
+        service.wait(timeout=30)
+        pool.wait(timeout=30)
+    assert rc == 0 and stats["executor"] == "beam:PortableRunner"
+    assert harnesses  # the work ran in SDK harness processes the pool started
+    _same_bytes(local_web, tmp_path / "external")
