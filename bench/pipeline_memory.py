@@ -50,9 +50,10 @@ def peak(cmd: list[str]) -> tuple[int, float]:
     return int(m.group(1)), float(m.group(2))
 
 
-def build_inputs(tmp: Path) -> tuple[list[str], list[str], int]:
+def build_inputs(tmp: Path, pages: int | None = None) -> tuple[list[str], list[str], int]:
+    """The shared real pages (all, or the first ``pages``) as 4 WARC files (1x), and those copied 4 times (4x)."""
     whole = tmp / "pages.warc.gz"
-    n = build_warc_from_shared(str(whole))
+    n = build_warc_from_shared(str(whole), limit=pages)
     one = split_warc(str(whole), str(tmp / "x1"), 4)
     four = []
     for copy in range(4):

@@ -41,10 +41,9 @@ from pathlib import Path
 
 from skypile.config import default_tokenizer_path
 from skypile.data_paths import REPO_ROOT, shared_data_dir
-from skypile.readers.warc_builder import build_warc_from_shared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from warc_split import split_warc  # noqa: E402
+from pipeline_memory import build_inputs  # noqa: E402
 
 PEAK_RE = re.compile(r"peak-mem: (\d+) MiB peak PSS of the process tree, ([\d.]+) s, exit (-?\d+)")
 JOB_RE = re.compile(r"^job-seconds: ([\d.]+)$", re.M)
@@ -72,20 +71,6 @@ def measured(cmd: list[str]) -> tuple[int, float, str]:
     if not m or m.group(3) != "0":
         raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return int(m.group(1)), float(m.group(2)), proc.stdout
-
-
-def build_inputs(tmp: Path, pages: int) -> tuple[list[str], list[str], int]:
-    whole = tmp / "pages.warc.gz"
-    n = build_warc_from_shared(str(whole), limit=pages)
-    one = split_warc(str(whole), str(tmp / "x1"), 4)
-    four = []
-    for copy in range(4):
-        for path in one:
-            dst = tmp / "x4" / f"copy{copy}-{Path(path).name}"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, dst)
-            four.append(str(dst))
-    return one, four, n
 
 
 def run_once(engine: str, workers: int, inputs: list[str], out: Path, tokenizer: str, datatrove: str,
