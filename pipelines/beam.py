@@ -13,6 +13,11 @@ beside its output and merged by :func:`skypile.executor.job.finish`, so the
 report is the same on every runner, including portable ones (Flink, Spark,
 the local job service) that return no metrics; Beam metrics (namespace
 ``skypile``, ``<stage>.in|kept|dropped.<reason>``) are for live progress.
+
+The translation uses only what every runner has, Beam's Dask runner included
+(``--runner DaskRunner`` runs :class:`skypile.pipelines.dask_runner.DaskRunner`):
+no tagged outputs (a pass's facts and its part are one output, told apart by
+type), no metrics read back, no reliance on ``Reshuffle``.
 """
 
 from __future__ import annotations

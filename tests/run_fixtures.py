@@ -23,9 +23,7 @@ def run_job(cmd: str, inputs: list[str], out: Path, *extra: str, tokenizer: str 
     """``skypile CMD`` in this process (output ``out``, as a ``file://`` URI with ``output_uri``);
     returns its exit code and ``stats.json`` (``{}`` when not written)."""
     output = f"file://{out}" if output_uri else str(out)
-    args = [cmd, "--output", output, "--shard-size", shard_size, "--no-progress", *extra]
-    if tokenizer:
-        args += ["--tokenizer", tokenizer]
+    args = [cmd, "--output", output, "--shard-size", shard_size, "--no-progress", *(["--tokenizer", tokenizer] if tokenizer else []), *extra]
     for i in inputs:
         args += ["--input", i]
     rc = main(args)
