@@ -65,6 +65,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from skypile.errors import UserError
 from skypile.readers.jsonl import iter_texts, paragraphs
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,11 @@ MIXER_MAX_EPOCHS = 5  # the data mixer never plans more repetition of a source t
 TOKEN_TYPES = ("int32", "uint16", "int64", "uint32")
 
 
-class ShardError(ValueError):
+class DataError(UserError):
+    """Training or validation data the user must fix (no manifest, an unusable set); the message names the file."""
+
+
+class ShardError(DataError):
     """A shard that does not match its manifest or holds unusable tokens; the message names the file."""
 
 
@@ -92,8 +97,14 @@ def open_dataset(path: str | Path) -> tuple[Path, dict]:
     p = Path(path)
     for root in (p, p.parent):
         if (root / "manifest.json").is_file():
-            return root, json.loads((root / "manifest.json").read_text())
-    raise FileNotFoundError(f"no manifest.json in {p} or {p.parent}")
+            try:
+                manifest = json.loads((root / "manifest.json").read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise DataError(f"{root / 'manifest.json'} is not valid JSON ({exc})") from None
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
+                raise DataError(f"{root / 'manifest.json'} is not a shard manifest (no 'shards' list)")
+            return root, manifest
+    raise DataError(f"no manifest.json in {p} or {p.parent}: data= must be a shard directory (or its shards/ folder)")
 
 
 def list_units(root: Path, manifest: dict, exclude: Iterable[str] = ()) -> list[Unit]:
@@ -597,7 +608,7 @@ def load_val_windows(spec: str | Path, *, seq_len: int, n_windows: int, eos_id: 
         docs: Iterable[np.ndarray] = _shard_docs(path)
     else:
         if not tokenizer:
-            raise ValueError(f"validation set {path} is text: a tokenizer model is needed")
+            raise DataError(f"validation set {path} is text: a tokenizer model is needed (tokenizer=)")
         from skypile.tokenizer.spm import load_tokenizer  # also reads gs:// / s3:// paths
 
         sp = load_tokenizer(str(tokenizer))
@@ -611,7 +622,7 @@ def load_val_windows(spec: str | Path, *, seq_len: int, n_windows: int, eos_id: 
     stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     n = min(n_windows, len(stream) // (seq_len + 1))
     if n == 0:
-        raise ValueError(f"validation set {path} has fewer than {seq_len + 1} tokens")
+        raise DataError(f"validation set {path} has fewer than {seq_len + 1} tokens")
     if n < n_windows:
         log.warning("validation set %s: only %d of %d windows", path, n, n_windows)
     return torch.from_numpy(stream[: n * (seq_len + 1)].reshape(n, seq_len + 1).copy())
