@@ -115,8 +115,8 @@ def bench_jobs(files: list[str], pages: int, tokenizer: str, datatrove: str, rep
     with tempfile.TemporaryDirectory() as tmp:
         ours = [("in-process (--runner local), 1 worker", ["--runner", "local", "--workers", "1"]),
                 ("in-process (--runner local), 2 workers", ["--runner", "local", "--workers", "2"]),
-                ("Beam DirectRunner, 1 worker", ["--workers", "1"]),
-                ("Beam DirectRunner, 2 workers", ["--workers", "2"])]
+                ("Beam DirectRunner, 1 worker", ["--runner", "DirectRunner", "--workers", "1"]),
+                ("Beam DirectRunner, 2 workers", ["--runner", "DirectRunner", "--workers", "2"])]
         for label, extra in ours:
             best, kept = float("inf"), 0
             for r in range(repeat):

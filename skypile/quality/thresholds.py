@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
+from skypile.io import read_bytes
 from skypile.quality.buckets import ScoreBuckets, quantize, top_threshold
 from skypile.stage import drop
 
@@ -79,8 +80,7 @@ def build_thresholds(recipe: dict, out_dir: Path, web: dict, progress: bool = Tr
 
 def load_reference(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            table = json.load(f)
+        table = json.loads(read_bytes(path))  # a path or a URI
     except FileNotFoundError:
         raise ValueError(f"quality thresholds missing: {path} (run `skypile models build`)") from None
     except (OSError, json.JSONDecodeError) as exc:
