@@ -75,6 +75,7 @@ class ExtractConfig:
     zh: TrafilaturaSwitches = field(default_factory=lambda: DEFAULT_ZH)  # ... Chinese pages
     precision_retry_units: int = at_least(0, 100)  # a favor_precision result this small is extracted again without it
     precision_retry_ratio: float = at_least(0, 2.0)  # ... also when resiliparse's main content is this many times larger (0: off)
+    precision_retry_below: int = at_least(0, 1000)  # ... asked only of a result this small (0: of every result)
     timeout_s: float = at_least(0, 15.0)  # per page, enforced in a helper process (extract_timeout); 0 = unbounded, in process
     max_memory_mb: int = at_least(0, 0)  # address-space cap of that helper process (a page over it: a counted drop); 0 = none
     max_depth: int = at_least(1, 1000)  # deeper trees are dropped (too_deep); libxml2 loses text past 2048

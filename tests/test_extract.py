@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-import skypile.extractors.html as html_mod
+import trafilatura
+
 from skypile.document import Document, Dropped, RawRecord
 from skypile.extractors.html import HtmlExtractor, decode_html, looks_like_html
 from skypile.extractors.charset import UndecodableError, normalize_charset, sniff_declared_charset
@@ -19,12 +20,12 @@ from skypile.extractors.options import DEFAULT_EN, TrafilaturaSwitches
 from skypile.evaluation.extraction import (
     OverlapScore,
     SnippetScore,
-    load_cleaneval_en,
     load_cleaneval_zh,
+    load_readability,
     load_trafilatura_eval,
-    word_bag,
+    unit_bag,
 )
-from skypile.filters.length import cjk_count
+from skypile.filters.length import cjk_count, text_units
 from skypile.readers.warc import read_warc
 
 ZH = "社区图书馆最近完成了改造，原来狭小的阅览室被打通，增加了三十多个座位，还专门开辟了儿童阅读区。"
@@ -196,7 +197,7 @@ def test_extract_error_is_caught(monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("parser exploded")
 
-    monkeypatch.setattr(html_mod.trafilatura, "extract", boom)
+    monkeypatch.setattr(trafilatura, "extract", boom)
     d = HtmlExtractor(timeout_s=0)(_rec(_page(EN).encode()))  # in process, where the patch applies
     assert d.reason == "extract_error" and "parser exploded" in d.detail
 
@@ -286,6 +287,31 @@ def test_line_filter_thresholds_configurable():
     assert LineFilter(max_fragment_run=0)("a b\nc d\n" + EN) == EN
 
 
+def test_article_cleanup_keeps_an_articles_short_lines():
+    """English pages: trafilatura's text is an article; its headings and list items stay, boilerplate goes."""
+    items = ["Flour", "Water", "Salt", "Yeast", "Time"]
+    article = "\n".join(["Why bread goes stale", EN, "You need", *items, EN, "Sign up for our newsletter",
+                         "Posted by Jane Doe on May 3, 2024"])
+    assert DEFAULT_LINE_FILTER.article(article).splitlines() == ["Why bread goes stale", EN, "You need", *items, EN]
+    # Every rule: the fragment rule keeps only the last lines above prose, the first items go.
+    assert "Flour" not in DEFAULT_LINE_FILTER(article).splitlines()
+    # Text that does not read as an article (a menu the extractor took for content) gets every rule.
+    menu = "\n".join([f"Category {i}" for i in range(30)] + ["Shop now."])
+    assert DEFAULT_LINE_FILTER.article(menu) == DEFAULT_LINE_FILTER(menu) == ""
+
+
+def test_lines_ending_in_a_timestamp_are_list_entries():
+    """Related-news and post lists ("headline（2005-04-01 16:19PM）") read as prose by length; body text
+    does not end in a date and a time of day."""
+    f = DEFAULT_LINE_FILTER
+    for line in ("·沪银行关照直系亲属房贷记录 夫妻为同一借款人（2005-04-01 16:19PM）", "澳坛真的累了 | 2005-06-13 15:00:14",
+                 "ggjjzhzz 发表于 2005-9-15 11:46:00", "2022.01.20 16:31", "Budget talks resume (2024-05-01 10:20)"):
+        assert f.is_boilerplate(line), line
+    for line in ("The meeting was held on 2021-03-04.", "会议于2021年3月4日上午召开，持续了三个小时。", EN, ZH + "（2005-04-01）"):
+        assert not f.is_boilerplate(line), line
+    assert not f.is_boilerplate(ZH * 3 + " 2005-04-01 16:19")  # long prose is never boilerplate
+
+
 # ---------------------------------------------------------------- quality on the shared ground truth
 
 
@@ -302,51 +328,55 @@ def traf_eval(shared):
 
 
 def test_trafilatura_eval_quality(traf_eval):
-    """Measured (bench/results/extraction_quality.md): raw trafilatura recall 0.956 / leakage 0.093 / F1 0.933;
-    with our cleanup recall 0.933 / leakage 0.053 / F1 0.939.  Bounds sit a little outside those numbers."""
+    """Measured: raw trafilatura recall 0.956 / leakage 0.093 / F1 0.933; the article cleanup (what
+    English pages get) 0.952 / 0.057 / 0.948; every rule 0.935 / 0.055 / 0.939.  Bounds sit a little
+    outside those numbers."""
     pages, outs = traf_eval
     assert len(pages) == 170
-    raw, clean = SnippetScore(), SnippetScore()
+    raw, article, full = SnippetScore(), SnippetScore(), SnippetScore()
     for page, text in zip(pages, outs):
         raw.add(text, page)
-        clean.add(DEFAULT_LINE_FILTER(text), page)  # == HtmlExtractor() output
+        article.add(DEFAULT_LINE_FILTER.article(text), page)
+        full.add(DEFAULT_LINE_FILTER(text), page)
     assert raw.recall >= 0.93 and raw.leakage <= 0.12
-    assert clean.recall >= 0.91 and clean.leakage <= 0.07
-    assert clean.leakage < 0.7 * raw.leakage  # the cleanup removes a good share of leaked boilerplate
-    assert clean.f1 >= 0.92
+    assert article.leakage < 0.7 * raw.leakage  # the boilerplate rule removes a good share of leaked boilerplate
+    assert article.recall >= raw.recall - 0.01  # ... and next to no body text
+    assert full.recall < article.recall - 0.01  # the fragment and navigation rules cost body text here
+    assert article.f1 >= 0.94 and article.f1 > full.f1
 
 
 def test_second_opinion_recovers_pages_trafilatura_cut_short(shared):
-    """English pages where trafilatura kept one part of many get resiliparse's main content instead.
+    """English pages where trafilatura kept a short part of the article get resiliparse's main content.
 
-    On the CleanEval pages the rescued pages must gain far more gold words than they
-    add non-gold ones, the corpus F1 must rise, and the stage must count each rescue
-    (``changed.rescued``) and say so in the document's metadata.
+    On readability's pages (article gold) the rescued pages must gain far more gold words than they add
+    non-gold ones (measured: 1,242 against 26 on 5 pages; F1 0.970 -> 0.973, mean per page 0.905 ->
+    0.932); a page whose trafilatura text is long is never rescued (``rescue_below``); the stage counts
+    each rescue (``changed.rescued``) and says so in the document's metadata.
     """
-    shared("html-en", "cleaneval")
-    pages = load_cleaneval_en()
-    assert len(pages) == 358
+    shared("html-en", "readability")
+    pages = load_readability()
+    assert len(pages) == 120
     ours = HtmlExtractor(timeout_s=0)
     alone = HtmlExtractor(timeout_s=0, en=dataclasses.replace(DEFAULT_EN, rescue_ratio=0.0))
     with_, without = OverlapScore(), OverlapScore()
     rescued = gained = added = 0
     for p in pages:
-        gold = word_bag(p.gold_text)
+        gold = unit_bag(p.gold_text)
         d = ours(p.record())
         a = alone(p.record())
-        bag = word_bag(d.text) if isinstance(d, Document) else Counter()
-        bag_alone = word_bag(a.text) if isinstance(a, Document) else Counter()
+        bag = unit_bag(d.text) if isinstance(d, Document) else Counter()
+        bag_alone = unit_bag(a.text) if isinstance(a, Document) else Counter()
         with_.add(bag, gold)
         without.add(bag_alone, gold)
         if isinstance(d, Document) and d.metadata.extractor == "resiliparse":
             rescued += 1
+            assert isinstance(a, Dropped) or text_units(a.text) < DEFAULT_EN.rescue_below
             gained += sum((bag & gold).values()) - sum((bag_alone & gold).values())
             added += sum((bag - gold).values()) - sum((bag_alone - gold).values())
         elif isinstance(d, Document):
             assert d.metadata.extractor == "trafilatura" and d.text == a.text
     assert ours.drain_changes() == {"rescued": rescued} and ours.drain_changes() == {}
-    assert 5 <= rescued <= 60, rescued  # a minority of pages: the second opinion is a rescue, not the extractor
-    assert gained > 4 * max(added, 0), (gained, added)
-    assert with_.recall > without.recall + 0.02
-    assert with_.f1 > without.f1 + 0.005, (with_.f1, without.f1)
-    assert with_.f1 >= 0.935
+    assert 3 <= rescued <= 15, rescued  # a few pages: the second opinion is a rescue, not the extractor
+    assert gained > 10 * max(added, 0), (gained, added)
+    assert with_.recall > without.recall + 0.004 and with_.precision > without.precision - 0.002
+    assert with_.f1 >= 0.97

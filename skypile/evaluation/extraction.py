@@ -7,6 +7,9 @@ Three references, three metrics, because they have different kinds of gold:
   recall, boilerplate leakage and the resulting precision/F1, as trafilatura's
   own evaluation does.
 * CleanEval (358 English pages): full human-cleaned text; bag-of-words F1.
+* readability (130 pages of Readability.js's test suite, 120 of them English or
+  undeclared): the text of its expected article, the *article convention* (no
+  navigation, comments or link lists); bag-of-words F1.
 * cleaneval-zh (35 Chinese pages): full human-cleaned text; bag of character
   bigrams F1 (whitespace removed, since the gold is hard-wrapped).
 """
@@ -101,6 +104,22 @@ def load_cleaneval_en() -> list[GoldPage]:
     return pages
 
 
+def load_readability(english: bool = True) -> list[GoldPage]:
+    """Readability.js's test pages with their expected article text; ``english``: only the 120
+    pages whose ``lang`` is English or undeclared (else the 10 declared in another language)."""
+    base = shared_path("html-en", "readability")
+    meta = json.loads((base / "pages.json").read_text(encoding="utf-8"))
+    pages = []
+    for name in sorted(meta):
+        lang = (meta[name].get("lang") or "en").lower()
+        if lang.startswith("en") != english:
+            continue
+        html = gzip.decompress((base / "pages" / f"{name}.html.gz").read_bytes())
+        gold = (base / "gold" / f"{name}.txt").read_text(encoding="utf-8")
+        pages.append(GoldPage(name=name, url=f"http://readability.skypile.test/{name}/", html=html, gold_text=gold))
+    return pages
+
+
 def load_cleaneval_zh() -> list[GoldPage]:
     base = shared_path("html-zh", "cleaneval-zh")
     pages = []
@@ -192,6 +211,15 @@ class OverlapScore:
 
 def word_bag(text: str) -> Counter:
     return Counter(re.findall(r"\w+", text.lower()))
+
+
+_UNIT_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def unit_bag(text: str) -> Counter:
+    """Lowercased words and single CJK characters: :func:`word_bag` on English text, a character
+    bag on Chinese or Japanese text (a set that mixes both, like readability's, scores both fairly)."""
+    return Counter(_UNIT_RE.findall(text.lower()))
 
 
 def char_bigram_bag(text: str) -> Counter:

@@ -3,7 +3,9 @@
 A hang inside lxml or trafilatura's C-backed code (a 150k-cell table row, a
 pathological regex) cannot be interrupted from Python: ``SIGALRM`` only
 reaches the main thread and waits for C code to return, and a thread cannot be
-killed.  A process can.  So the extract stage hands each page to a long-lived
+killed.  (An in-process alarm was measured as the cheaper bound and rejected:
+one 0.9 MB element of 60,000 attributes holds lxml's parser 6 s and lexbor's
+10 s in C, out of a signal's reach.)  A process can.  So the extract stage hands each page to a long-lived
 helper (``python -m skypile.extractors.bounded``) over a pipe and waits at most
 ``timeout_s`` for the answer; on time-out the helper is killed, the page
 becomes a ``extract_timeout`` drop, and the next page starts a fresh helper.
@@ -13,10 +15,12 @@ page an ``extract_crash`` drop, never the worker.
 The helper is started lazily and belongs to the process and thread that
 started it: a forked worker pool or a Beam worker (which pickles the stage:
 handles are not pickled) each start their own, so no global process state is
-shared.  Per page the overhead is one pickle of the record each way (~0.1 ms
-against ~25 ms of trafilatura); the helper's start (~1 s, importing
-trafilatura) is paid once per worker and after each time-out.  A helper exits
-when its parent closes the pipe, so it never outlives the worker.
+shared.  Per page the overhead is one pickle each way (the page's bytes there,
+its text back: ~0.2 ms against ~30 ms of extraction; the CPU per page with the
+helper and in process are level within the noise, ``bench/results/extraction_profile.md``);
+the helper's start (~0.3 s of CPU: the extractor's imports, which the worker
+itself then never pays) is paid once per worker and after each time-out.  A
+helper exits when its parent closes the pipe, so it never outlives the worker.
 """
 
 from __future__ import annotations

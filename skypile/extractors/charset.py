@@ -58,8 +58,11 @@ MAX_BAD_FRACTION = 0.05
 MAX_BAD_ALWAYS_OK = 4
 # Binary data (not text in any charset): C0 control bytes other than whitespace and ESC.
 MAX_CONTROL_FRACTION = 0.05
-_CONTROL_BYTES_RE = re.compile(b"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _CTRL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The bytes that encode those characters in every ASCII-compatible charset (UTF-8, GB18030, Big5,
+# Shift_JIS, the 8-bit code pages: none uses them inside a multi-byte character).
+_CTRL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _HAN_RE = re.compile("[\u4e00-\u9fff]")
 
 
@@ -101,15 +104,34 @@ def bom_charset(payload: bytes) -> str:
 
 def _decode(payload: bytes, charset: str) -> tuple[str, bool]:
     """Text decoded with ``charset``, and whether it decoded cleanly enough to keep."""
-    text = payload.decode(charset, errors="replace")
+    try:  # most pages decode strictly with the first charset tried: no error handler, no counting
+        text = payload.decode(charset)
+    except UnicodeDecodeError:
+        text = payload.decode(charset, errors="replace")
     bad = text.count("\ufffd")
+    if bad <= MAX_BAD_ALWAYS_OK:
+        return text, True
     non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-    return text, bad <= max(MAX_BAD_ALWAYS_OK, MAX_BAD_FRACTION * non_ascii)
+    return text, bad <= MAX_BAD_FRACTION * non_ascii
+
+
+def _count_bytes(data: bytes, which: bytes) -> int:
+    """How many bytes of ``data`` are among ``which`` (``bytes.translate`` deletes them in one C pass)."""
+    return len(data) - len(data.translate(None, which))
 
 
 def _looks_binary(payload: bytes) -> bool:
     sample = payload[:DETECT_SAMPLE_BYTES]
-    return len(_CONTROL_BYTES_RE.findall(sample)) > MAX_CONTROL_FRACTION * len(sample)
+    return _count_bytes(sample, _CONTROL_BYTES) > MAX_CONTROL_FRACTION * len(sample)
+
+
+def _remove_controls(text: str, payload: bytes, charset: str) -> str:
+    """``text`` without control characters; a page in an ASCII-compatible charset that has no
+    control byte has none to remove, and skips the scan of its text (UTF-16/32 and UTF-7 can
+    encode them in other bytes)."""
+    if not charset.startswith(("utf-16", "utf-32", "utf-7")) and not _count_bytes(payload, _CTRL_BYTES):
+        return text
+    return _CTRL_RE.sub("", text)
 
 
 def _detect(payload: bytes) -> str:
@@ -198,13 +220,13 @@ def _try(payload: bytes, charset: str) -> tuple[str, str] | None:
         try:
             utf8 = payload.decode("utf-8")
             if not utf8.isascii():
-                return _CTRL_RE.sub("", utf8), "utf-8"
+                return _remove_controls(utf8, payload, "utf-8"), "utf-8"
         except UnicodeDecodeError:
             pass
         mixed = _decode_mixed(payload, charset)
         if mixed is not None:
             text, charset = mixed, f"utf-8+{charset}"
-    return _CTRL_RE.sub("", text), charset
+    return _remove_controls(text, payload, charset), charset
 
 
 # '<', '>' and newline are never the second byte of a GBK, Big5 or Shift_JIS character, so a

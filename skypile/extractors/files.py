@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from skypile.document import Document, RawRecord
 from skypile.extractors.html import HtmlExtractor
-from skypile.filters.length import cjk_count, word_count
+from skypile.filters.units import cjk_count, word_count
 
 
 def script_lang(text: str) -> str:

@@ -17,7 +17,7 @@ audit:
    prose.  Other fragments – menus, tag clouds, link lists, captions, trailing
    "Reply"/"Share" crumbs and disjoint titles – are dropped.
 
-Sizes are measured in :func:`skypile.filters.length.text_units` (CJK
+Sizes are measured in :func:`skypile.filters.units.text_units` (CJK
 characters + other words), so one set of thresholds serves Chinese and English.
 Chinese prose carries roughly 1.5–2 characters per English word, so the
 Chinese threshold is given separately.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from skypile.filters.length import cjk_count, word_count
+from skypile.filters.units import cjk_count, word_count
 
 # Linear on any input: a match may start only where a run of local-part characters starts
 # (the lookbehind), and the possessive runs never backtrack.  The unanchored form,
@@ -58,6 +58,14 @@ _BYLINE_RE = re.compile(
 )
 _KEYWORDS_RE = re.compile("|".join(f"(?:{r.pattern})" for r in (_CONTACT_RE, _LEGAL_RE, _CTA_RE, _BYLINE_RE)))
 _DIGITS_RE = re.compile(r"\d{2}")
+# A line that ends in a date and a time of day ("…夫妻为同一借款人（2005-04-01 16:19PM）",
+# "澳坛真的累了 | 2005-06-13 15:00:14", "发表于 2005-9-15 11:46:00") is an entry of a list of
+# posts or headlines, or a dateline: body text does not end in a timestamp.
+_STAMP_END_RE = re.compile(
+    r"(?:19|20)?\d{2}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?[\sT]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?\s*(?:[ap]\.?m\.?)?"
+    r"\s*[)）\]】]?$",
+    re.I,
+)
 _NAV_SEP = r"[|｜»›>→·•/]|\s[-–—]\s"  # separators of a navigation bar's segments
 _NAV_SEP_RE = re.compile(_NAV_SEP)  # counted in one scan
 _NAV_SPLIT_RE = re.compile(rf"\s*(?:{_NAV_SEP})\s*")
@@ -78,6 +86,7 @@ class LineFilter:
     nav_min_segments: int = 3
     nav_max_segment_units: int = 4
     boilerplate_max_chars: int = 2000  # longer lines are not boilerplate: its patterns never scan them
+    article_prose_share: float = 0.5  # see article()
 
     def _units(self, line: str) -> tuple[int, bool]:
         n_cjk, n_words = cjk_count(line), word_count(line)
@@ -92,7 +101,7 @@ class LineFilter:
             return False
         return bool(
             ("@" in line and _EMAIL_RE.search(line))
-            or (_DIGITS_RE.search(line) and _PHONE_RE.search(line))
+            or (_DIGITS_RE.search(line) and (_PHONE_RE.search(line) or _STAMP_END_RE.search(line)))
             or _KEYWORDS_RE.search(line.lower())
         )
 
@@ -122,6 +131,22 @@ class LineFilter:
     def __call__(self, text: str) -> str:
         lines = text.splitlines()
         return self.filter_lines(lines, [False] * len(lines))
+
+    def article(self, text: str) -> str:
+        """The cleanup of an article extractor's own output (trafilatura's text of an English page).
+
+        When at least ``article_prose_share`` of its words are in prose lines it reads as an
+        article, and its short lines are the article's headings, list items and table rows:
+        only the boilerplate lines go (rule 1; rules 2 and 3 cut such lines on every English
+        dev set).  Otherwise (a page of menus or link lists the extractor took for content)
+        every rule applies.
+        """
+        sized = [(ln, self._units(ln)) for ln in (ln.strip() for ln in text.splitlines()) if ln]
+        total = sum(size[0] for _, size in sized)
+        prose = sum(size[0] for ln, size in sized if self.is_prose(ln, size))
+        if not total or prose < self.article_prose_share * total:
+            return self(text)
+        return "\n".join(ln for ln, size in sized if not self.is_boilerplate(ln, size))
 
     def filter_lines(self, lines: list[str], protected: list[bool]) -> str:
         """The cleanup on lines; a ``protected`` line (a body list item or table row, see

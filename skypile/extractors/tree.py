@@ -17,10 +17,10 @@ bounds becomes a counted drop instead of silent damage or an hour of CPU:
 from __future__ import annotations
 
 import functools
+import re
 
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, fromstring
-from trafilatura.utils import repair_faulty_html
 
 LIBXML2_MAX_DEPTH = 2048  # with huge_tree; deeper content is discarded by the parser
 _PARSER = HTMLParser(
@@ -29,6 +29,7 @@ _PARSER = HTMLParser(
 
 
 _COUNT_ELEMENTS = etree.XPath("count(//*)")
+_JSON_LD = etree.XPath('//script[@type="application/ld+json"]')
 
 
 @functools.lru_cache(maxsize=8)
@@ -50,11 +51,38 @@ class TreeRefused(ValueError):
         self.reason = reason
 
 
+# Characters libxml2 rejects, as trafilatura's repair removes them: the controls (in UTF-8, these
+# bytes encode nothing else) and the two non-characters.
+_XML_INVALID_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_NONCHARS_RE = re.compile("[\ufffe\uffff]")
+
+
+def repaired_bytes(html: str) -> bytes:
+    """The page as trafilatura repairs it before parsing (``repair_faulty_html``), as UTF-8.
+
+    Its fixes (a broken doctype, a self-closing ``<html/>``) only touch the first lines, so it
+    runs on the first ~4 KB; its removal of XML-invalid characters, a regular-expression pass
+    over the whole page (~1 ms, a tenth of our own per-page cost), is done on the bytes, and
+    only when there is something to remove (after :func:`~skypile.extractors.charset.decode_html`,
+    which drops control characters, there almost never is).
+    """
+    from trafilatura.utils import repair_faulty_html  # imported on first use (see skypile.extractors.page)
+
+    cut = html.find("\n", 4096) + 1  # the head ends with a line (0: the page is one line)
+    head, rest = (html[:cut], html[cut:]) if cut else (html, "")
+    head = repair_faulty_html(head, html[:50].lower())
+    if "\ufffe" in rest or "\uffff" in rest:
+        rest = _NONCHARS_RE.sub("", rest)
+    data = (head + rest).encode("utf-8", "surrogatepass")
+    if len(data.translate(None, _XML_INVALID_BYTES)) < len(data):
+        data = data.translate(None, _XML_INVALID_BYTES)
+    return data
+
+
 def parse_html(html: str, max_depth: int = 1000, max_elements: int = 100_000, max_row_cells: int = 2000) -> HtmlElement:
     """The page's tree (bytes to lxml, so an ``encoding=`` declaration is harmless); raises :class:`TreeRefused`."""
-    html = repair_faulty_html(html, html[:50].lower())  # what trafilatura does before it parses
     try:
-        tree = fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
+        tree = fromstring(repaired_bytes(html), parser=_PARSER)
     except (etree.ParserError, ValueError) as e:
         raise TreeRefused("not_html", f"lxml: {e}") from None
     if tree is None:
@@ -69,4 +97,22 @@ def parse_html(html: str, max_depth: int = 1000, max_elements: int = 100_000, ma
     n = int(_COUNT_ELEMENTS(tree))
     if n > max_elements:
         raise TreeRefused("too_complex", f"{n} elements (max_elements {max_elements})")
+    drop_scripts(tree)
     return tree
+
+
+def drop_scripts(tree: HtmlElement) -> None:
+    """Remove ``<script>`` and ``<style>`` elements (their tails stay), JSON-LD scripts excepted.
+
+    trafilatura deletes them too, but only after it has copied the tree (it copies the tree
+    it is given, then again while cleaning: ~5 copies a page), and a page's scripts are often
+    most of its bytes.  Dropped here, in one C pass, they cost nothing downstream: same text
+    on all 745 shared pages, ~10% less CPU per page.  JSON-LD stays: trafilatura reads it to
+    recognise forum threads and, in its baseline, for the article body.
+    """
+    keep = _JSON_LD(tree)
+    for el in keep:
+        el.tag = "skypile-json-ld"
+    etree.strip_elements(tree, "script", "style", with_tail=False)
+    for el in keep:
+        el.tag = "script"
