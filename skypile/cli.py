@@ -62,7 +62,19 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str], recipe: str, defaul
     if report.get("reused"):
         print(f"{cfg.output.path} already holds this run, complete; nothing to do (pass --overwrite to redo it)")
     _print_report(report, cfg.output.path)
+    _print_trainable(cfg.output.path)
     return 0 if report["balanced"] else 1
+
+
+def _print_trainable(output: str) -> None:
+    """What the trainer and ``skypile mix`` need to know of the output: its source names, and whether it is trainable."""
+    from skypile.executor.pack import read_manifest
+
+    manifest = read_manifest(output)
+    sources = manifest.get("sources", {})
+    print("sources:  " + (", ".join(f"{name} ({c['rows']} docs, {c['tokens']} tokens)" for name, c in sources.items())
+                          or "none (no documents kept)"))
+    print(f"trainable: {'yes' if manifest.get('trainable') else 'no'} ({manifest.get('trainable_note', '')})")
 
 
 def _print_report(report: dict, output: str) -> None:

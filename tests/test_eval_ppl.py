@@ -251,7 +251,7 @@ def test_bad_input_is_a_clear_error_or_a_counted_drop(eval_base, tmp_path, capsy
         if ok:
             assert load_model(copy, device="cpu").info["tokenizer"] == tok_path
         else:
-            with pytest.raises(EvalError, match="has changed since"):
+            with pytest.raises(EvalError, match="changed since the shards were written"):
                 load_model(copy)
 
     bad = tmp_path / "bad.jsonl"
