@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def _print_trainable(output: str) -> None:
     sources = manifest.get("sources", {})
     print("sources:  " + (", ".join(f"{name} ({c['rows']} docs, {c['tokens']} tokens)" for name, c in sources.items())
                           or "none (no documents kept)"))
-    print(f"trainable: {'yes' if manifest.get('trainable') else 'no'} ({manifest.get('trainable_note', '')})")
+    note = re.sub(r"\bDIR\b", output, manifest.get("trainable_note", ""))  # the manifest says DIR: here it is known
+    print(f"trainable: {'yes' if manifest.get('trainable') else 'no'}: {note}")
 
 
 def _print_report(report: dict, output: str) -> None:
@@ -91,11 +93,22 @@ def _print_report(report: dict, output: str) -> None:
     print(f"shards:   {output}/shards/\nmanifest: {output}/manifest.json\nstats:    {output}/stats.json\ndropped:  {output}/dropped/")
 
 
-def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
-    from skypile.tokenizer.spm import train_tokenizer
+DEFAULT_TOKENIZER_OUT = "out/tokenizer"  # never the default tokenizer every other command uses (models/build/tokenizer)
 
+
+def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from skypile.tokenizer.spm import MODEL_NAME, train_tokenizer
+
+    model = Path(args.out) / f"{MODEL_NAME}.model"
+    if model.exists() and not args.overwrite:
+        default = Path(default_tokenizer_path())
+        which = " (the default tokenizer every skypile command uses)" if model.resolve() == default.resolve() else ""
+        print(f"error: {model} exists{which}: pass --overwrite to replace it, or --out another folder", file=sys.stderr)
+        return 2
     path = train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
-    print(f"tokenizer: {path}")
+    print(f"tokenizer: {path}\nuse it with --tokenizer {path} (skypile run/export/code/parallel); "
+          f"the default, {default_tokenizer_path()}, is unchanged" if Path(path).resolve() != Path(default_tokenizer_path()).resolve()
+          else f"tokenizer: {path} (the default tokenizer, replaced: outputs tokenized before now are a different run)")
     return 0
 
 
@@ -221,8 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tcmd", required=True)
     tt = t.add_parser("train", help="train a SentencePiece BPE model")
     tt.add_argument("--input", nargs="+", required=True, help=".txt, .jsonl(.gz) or WARC files")
-    tt.add_argument("--out", required=True)
+    tt.add_argument("--out", default=DEFAULT_TOKENIZER_OUT,
+                    help=f"folder for skypile-sp.model (default {DEFAULT_TOKENIZER_OUT}; the default tokenizer, "
+                         f"{default_tokenizer_path()}, is built by `skypile models build`)")
     tt.add_argument("--vocab-size", type=int, default=8000)
+    tt.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     tx = t.add_parser("extend", help="append pieces to a BPE model (protobuf edit): existing ids keep their meaning")
     tx.add_argument("--base", required=True, help="SentencePiece BPE .model")
     tx.add_argument("--add", required=True, help="words file: one piece per line (text after a tab or space is ignored)")

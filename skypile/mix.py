@@ -166,7 +166,8 @@ def read_manifest(manifest: str, name: str) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MixError(f"source {name or '(unnamed)'}: cannot read manifest {manifest}: {exc}") from None
     if data.get("trainable") is False:
-        raise MixError(f"source {name or '(unnamed)'}: {manifest} is not trainable: {data.get('trainable_note', 'no tokens column')}")
+        note = re.sub(r"\bDIR\b", os.path.dirname(manifest), data.get("trainable_note", "no tokens column"))
+        raise MixError(f"source {name or '(unnamed)'}: {manifest} is not trainable: {note}")
     return data
 
 

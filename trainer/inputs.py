@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -135,7 +136,8 @@ def resolve_data(cfg) -> Data:
     manifests = [m for _, m in opened]
     for root, manifest in opened:
         if manifest.get("trainable") is False:
-            raise ShardError(f"data {root} is not trainable: {manifest.get('trainable_note', 'no tokens column')}")
+            note = re.sub(r"\bDIR\b", str(root), manifest.get("trainable_note", "no tokens column"))
+            raise ShardError(f"data {root} is not trainable: {note}")
     _check_one_tokenizer(roots, manifests)
     data = Data(roots, manifests, only)
     held = [source_counts(r, m) for r, m in opened]

@@ -230,10 +230,11 @@ def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: d
 def trainability(tokenized: bool) -> dict:
     """The manifest's ``trainable`` (can ``skypile-train`` read these shards?) and ``trainable_note`` (why)."""
     if tokenized:
-        return {"trainable": True, "trainable_note": "the shards hold a tokens column (SentencePiece ids)"}
+        return {"trainable": True, "trainable_note": "the shards hold SentencePiece token ids: skypile-train --data DIR, "
+                                                     "or name their sources in a skypile mix"}
     return {"trainable": False,
-            "trainable_note": "text only: this recipe does not tokenize, so the shards have no tokens column; "
-                              "`skypile export --input DIR/shards --output NEW_DIR` makes trainable shards of them"}
+            "trainable_note": "text only (this recipe does not tokenize: no tokens column); "
+                              "skypile export --input 'DIR/shards/*.parquet' --output NEW_DIR tokenizes them"}
 
 
 def read_manifest(root: str) -> dict:
