@@ -162,3 +162,23 @@ def test_reset_data_position_on_resume_with_another_layout(real_shards, tmp_path
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["tokens"] == 4 * 4 * 64
     assert set(rows[-1]["data_epochs"]) == {"*"} and 0 < rows[-1]["data_epochs"]["*"] < 1
+
+
+def test_resume_with_more_steps_continues_on_the_new_schedule_and_says_so(real_shards, tmp_path, capsys):
+    """Resume 4 -> 8 steps: the LR of every resumed step is the 8-step schedule's (the one an
+    uninterrupted 8-step run uses), stated in the log; before, step 5 ran at the LR the 4-step
+    schedule had left in the optimizer."""
+    from skypile.trainer.schedule import lr_at
+
+    args = ["--config", "tiny", "--data", real_shards["dir"], "--run-dir", str(tmp_path), "seq_len=64", "warmup_steps=2"]
+    main([*args, "steps=4"])
+    capsys.readouterr()
+    main([*args, "steps=8"])
+    err = capsys.readouterr().err
+    rows = _rows(tmp_path)
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    schedule = {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2}
+    assert [r["lr"] for r in rows[:4]] == pytest.approx([lr_at(s, **schedule, decay_steps=4) for s in range(4)], rel=1e-9)
+    assert [r["lr"] for r in rows[4:]] == pytest.approx([lr_at(s, **schedule, decay_steps=8) for s in range(4, 8)], rel=1e-9)
+    assert "the schedule changed since step 4" in err and "cosine to 0.0003 at step 8" in err
+    assert f"step 5 runs at lr {lr_at(4, **schedule, decay_steps=8):.3g} (the saved schedule: 0.0003)" in err

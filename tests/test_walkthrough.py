@@ -162,3 +162,24 @@ def test_a_mix_source_the_data_lacks_and_other_data_on_resume_are_one_line_error
     assert train_main(["--config", "tiny", "--data", "out/code", "steps=200"]) == 2
     err = _one_error(capsys)
     assert "trained on other data" in err and "out/code" in err and "--run-dir" in err
+
+
+def test_dedup_output_is_text_only_and_export_makes_it_trainable(tmp_path, shared, tokenizer_model, monkeypatch, capsys):
+    """The README's dedup -> export step: the command and the manifest say the text-only shards
+    cannot be trained on and how to fix it; the trainer refuses them in one line."""
+    from skypile.trainer.train import main as train_main
+
+    monkeypatch.chdir(tmp_path)
+    pages = str(shared("web", "en", "dolma", "cc_en_head-0091.jsonl"))
+    assert main(["dedup", "--input", pages, "--output", "dd", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "trainable: no: text only" in printed and "skypile export --input 'dd/shards/*.parquet'" in printed
+    dd = _manifest(tmp_path / "dd")
+    assert dd["trainable"] is False and list(dd["sources"]) == ["common-crawl"] and dd["tokens"] == 0
+    assert train_main(["--config", "tiny", "--data", "dd"]) == 2
+    assert "is not trainable: text only" in _one_error(capsys)
+    assert main(["export", "--input", "dd/shards/*.parquet", "--output", "tok", "--tokenizer", tokenizer_model,
+                 "--no-progress"]) == 0
+    tok = _manifest(tmp_path / "tok")
+    assert tok["trainable"] is True and tok["sources"]["common-crawl"]["rows"] == dd["sources"]["common-crawl"]["rows"]
+    assert tok["tokens"] > 0 and "trainable: yes" in capsys.readouterr().out
