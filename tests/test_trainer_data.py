@@ -141,11 +141,15 @@ def test_mixing_weights_and_schedule(real_shards):
     for d in real_shards["docs"]:
         by_source.setdefault(d.source, set()).add(tuple(d.tokens))
 
-    # weights: token shares follow them to within one document
+    # weights: token shares follow them to within one window (513 tokens) after every window,
+    # though single documents run to 20,000 tokens: the mix picks again at each window's start
     weights = {"wiki/en": 0.25, "code/linguist": 0.75}
     reader = Reader(units, 0, 1, seq_len=512, eos_id=eos, schedule=[[0, weights]])
+    assert max(len(d) for d in by_source["wiki/en"] | by_source["code/linguist"]) > 20 * 513
     for _ in range(400):
         reader.next_window()
+        done = reader.state["phase_tokens"]
+        assert abs(done.get("code/linguist", 0) - 0.75 * sum(done.values())) <= 513
     done = reader.state["phase_tokens"]
     assert set(done) == {"wiki/en", "code/linguist"}
     total = sum(done.values())

@@ -2,7 +2,7 @@
 
 Real inputs, made small: one shared WARC (the web recipe without its quality stages, whose
 models other tests build), 150 of the Linguist code files, 400 WMT19 sentence pairs; the
-session's 4,000-piece tokenizer; the tiny model for 200 CPU steps on one torch thread (two
+session's 4,000-piece tokenizer; the tiny model for 120 CPU steps on one torch thread (two
 threads on a busy 2-core machine spin 10x the CPU time).  Three outputs,
 ``skypile mix`` over their manifests, ``skypile-train mix=mix.json`` with no ``--data`` (each
 source read where it lies), then ``eval ppl`` and ``export`` from another working directory.
@@ -24,7 +24,7 @@ pytest.importorskip("torch")
 from skypile.cli import main  # noqa: E402
 
 WEB_STEPS = "steps=[extract,langid,lang_filter,length,unique_ids,exact_dedup,tokenize]"
-TRAIN_STEPS = 200
+TRAIN_STEPS = 120
 
 
 @contextlib.contextmanager
@@ -101,24 +101,23 @@ def test_each_output_names_its_source_and_is_trainable(walkthrough, capsys):
 
 
 def test_the_trained_token_shares_follow_the_mix(walkthrough):
-    """The trainer read all three outputs where they lie and took each source at its weight,
-    within one document of the largest ones (the mixer switches sources between documents)."""
+    """The trainer read all three outputs where they lie and took each source at its weight, to
+    within a window (the mix picks a source before each document and at each window's start)."""
     run = walkthrough / "runs" / "tiny"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in rows if r["type"] == "train"][-1]
     weights = json.loads((walkthrough / "mix.json").read_text())["weights"]
     assert set(last["data_shares"]) == set(weights) and last["step"] == TRAIN_STEPS
+    config = json.loads((run / "config.json").read_text())
+    window = config["seq_len"] + 1
+    for source, weight in weights.items():
+        assert last["data_shares"][source] == pytest.approx(weight, abs=window / last["tokens"]), source
     import pyarrow.parquet as pq
 
     largest = max(max(pq.read_table(p, columns=["n_tokens"]).column(0).to_pylist())
                   for p in (walkthrough / "out").glob("*/shards/*.parquet"))
-    consumed = last["tokens"]
-    slack = (largest + 1) / consumed
-    assert slack < 0.06  # the check means something: the largest document is a small part of what was trained
-    for source, weight in weights.items():
-        assert last["data_shares"][source] == pytest.approx(weight, abs=slack), source
+    assert largest > 10 * window  # documents span many windows: picking only between documents would not do
     # the model learned: the last training losses are far below the uniform ln(vocabulary)
-    config = json.loads((run / "config.json").read_text())
     assert last["loss"] < math.log(config["model"]["vocab_size"]) - 2
 
 

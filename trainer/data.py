@@ -17,10 +17,15 @@ decides how much is read.
 **Mixing.**  ``schedule`` is a list of ``(start_token, weights)`` phases (the
 data mixer's output); ``weights`` maps the shards' ``source`` column to a
 weight, or is ``None`` for "all documents as written".  Each weighted source is
-a separate stream with its own position.  Before each document the reader picks
-the stream furthest below its target share of the tokens emitted so far in the
-phase (largest ``w_s * (T + 1) - t_s``): deterministic, no RNG state, and token
-shares follow the weights exactly up to one document.  A phase starts when the
+a separate stream with its own position.  Before each document, and at the start of
+each window, the reader picks the stream furthest below its target share of the
+tokens emitted so far in the phase (largest ``w_s * (T + 1) - t_s``): deterministic,
+no RNG state, and token shares follow the weights to within one window.  A document
+cut at a window boundary waits in its stream (``suspended``) and continues at the
+start of the next window that stream is picked for: windows are independent samples,
+so a document's pieces need not be adjacent, and a window never joins two documents
+without an EOS between them.  (Picking only between documents let one
+long document, a 20,000-token source file, put a tiny run's shares off by 20 points.)  A phase starts when the
 global token count (``windows * seq_len * R``, identical on all readers up to
 one batch) reaches its ``start_token``.
 
@@ -245,8 +250,8 @@ class Reader:
     @staticmethod
     def initial_state(windows: int = 0) -> dict:
         """A fresh position; ``windows`` > 0 keeps the global token count (and so the mix phase) of a reset."""
-        return {"windows": windows, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "streams": {},
-                "skipped": 0}
+        return {"windows": windows, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "suspended": {},
+                "streams": {}, "skipped": 0}
 
     def _bad_unit(self, unit: Unit, error: Exception) -> None:
         where = f"{unit.path} row group {unit.row_group} (rows {unit.file_row}..{unit.file_row + unit.rows - 1})"
@@ -370,6 +375,8 @@ class Reader:
                 done += self.sizes[p][stream][:row].sum()
                 if self.state["cur"] == stream:
                     done += self.state["offset"]
+                else:
+                    done += self.state.get("suspended", {}).get(stream, 0)
             out[stream] = (epoch + float(done) / float(cum[-1]), epoch * float(cum[-1]) + float(done))
         return out
 
@@ -398,9 +405,13 @@ class Reader:
         st, need = self.state, self.seq_len + 1
         out = np.empty(need, dtype=np.int64)
         filled = 0
+        suspended = st.setdefault("suspended", {})  # stream -> offset into its current document
+        if st["cur"] is not None:  # a window boundary inside a document: the mix picks again
+            suspended[st["cur"]], st["cur"] = st["offset"], None
         while filled < need:
             if st["cur"] is None:
-                st["cur"], st["offset"] = self._choose(), 0
+                st["cur"] = self._choose()
+                st["offset"] = suspended.pop(st["cur"], 0)
             stream, offset = st["cur"], st["offset"]
             doc = self._doc(stream)
             take = min(len(doc) + 1 - offset, need - filled)
