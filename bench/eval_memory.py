@@ -33,28 +33,21 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/eval_ppl.py: write_run
+
 VARIANTS = {"baseline": "baseline: full logits, 8192-token batches", "chunked-8192": "chunked, 8192-token batches",
             "chunked": "chunked, default batch (sized to memory)"}
 
 
 def build_run(base: Path) -> Path:
-    import torch
+    from eval_ppl import write_run
 
     from skypile.config import default_tokenizer_path
-    from skypile.trainer.checkpoint import Checkpointer
     from skypile.trainer.config import get_config
-    from skypile.trainer.model import build_model
 
     cfg = get_config("tiny")
     cfg.model.vocab_size, cfg.tokenizer = 65536, default_tokenizer_path()
-    model = build_model(cfg.model, "cpu")
-    model.init_weights(0)
-    run = base / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
-    Checkpointer(run / "checkpoints").save(0, model, torch.optim.AdamW(model.parameters()), {"step": 0},
-                                           meta={"config": cfg.to_dict()})
-    return run
+    return write_run(cfg, base / "run")
 
 
 def score(run: str, variant: str, docs: int, out: str) -> None:
