@@ -31,9 +31,10 @@ case "$MODE" in
     trap 'rm -rf "$WORK"' EXIT
     bash scripts/lock.sh --out "$WORK/locks"
     SKYPILE_VENV=$VENV SKYPILE_LOCK=$WORK/locks/lock.txt bash scripts/install.sh
-    echo "== newer than requirements/lock.txt:"
-    diff <(grep -E '^[A-Za-z0-9_.-]+==' requirements/lock.txt | sed 's/ .*//') \
-         <(grep -E '^[A-Za-z0-9_.-]+==' "$WORK/locks/lock.txt" | sed 's/ .*//') | grep -E '^[<>]' || echo "   nothing: the lock is current" ;;
+    newer=$(diff <(grep -E '^[A-Za-z0-9_.-]+==' requirements/lock.txt | sed 's/ .*//') \
+                 <(grep -E '^[A-Za-z0-9_.-]+==' "$WORK/locks/lock.txt" | sed 's/ .*//') | grep -E '^[<>]' || true)
+    echo "== against requirements/lock.txt (< locked, > newest allowed):"
+    echo "${newer:-   the same: the lock is current}" ;;
 esac
 . "$VENV/bin/activate"
 # pytest's exit code 5 (no tests collected) fails this script like any other failure.

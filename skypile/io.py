@@ -56,6 +56,52 @@ def atomic_output(uri: str) -> Iterator[IO[bytes]]:
         raise
 
 
+def check_output_file(uri: str, option: str) -> None:
+    """Before any work: ``uri`` can be written as a file (not a directory; its folder exists or can be made, and
+    takes a new file), else :class:`~skypile.errors.OutputError` naming ``option``.  Object stores are not probed."""
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    import os
+
+    path = os.path.abspath(uri.removeprefix("file://"))
+    if os.path.isdir(path):
+        raise _output_error(option, path, "is a directory, not a file")
+    _probe_dir(os.path.dirname(path), option, path)
+
+
+def check_output_dir(uri: str, option: str) -> None:
+    """Before any work: ``uri`` is a directory (made if missing) that takes new files, else
+    :class:`~skypile.errors.OutputError` naming ``option``.  Object stores are not probed."""
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    import os
+
+    path = os.path.abspath(uri.removeprefix("file://"))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise _output_error(option, path, "is a file, not a directory")
+    _probe_dir(path, option, path)
+
+
+def _probe_dir(folder: str, option: str, path: str) -> None:
+    """Make ``folder`` and create (then remove) a file in it: the one test that also catches read-only mounts."""
+    import os
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".skypile-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _output_error(option, path, f"cannot be written ({exc.strerror or exc})") from None
+
+
+def _output_error(option: str, path: str, why: str) -> Exception:
+    from skypile.errors import OutputError
+
+    return OutputError(f"{option} {path} {why}")
+
+
 def atomic_write_bytes(uri: str, data: bytes) -> None:
     with atomic_output(uri) as out:
         out.write(data)

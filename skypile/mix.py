@@ -63,6 +63,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from skypile.errors import UserError
+
 LANGS = ("en", "zh", "code", "other")
 TIERS = ("high", "web")
 PAPER_STAGE1 = {"en": 0.498, "zh": 0.396, "code": 0.08, "other": 0.024}
@@ -73,7 +75,7 @@ _COUNT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmbt]?)\s*$", re.I)
 _SCALE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
 
 
-class MixError(ValueError):
+class MixError(UserError):
     """Bad sources/target files, or a target the sources cannot meet under the cap."""
 
 
@@ -124,11 +126,15 @@ def parse_count(value: Any, what: str) -> int:
     if isinstance(value, (int, float)):
         if value < 0 or not math.isfinite(value):
             raise MixError(f"{what}: not a token count: {value!r}")
-        return int(value)
-    m = _COUNT_RE.match(str(value))
-    if not m:
-        raise MixError(f"{what}: not a token count: {value!r} (e.g. 1500000, 12M, 3.2B, 1.5T)")
-    return int(float(m.group(1)) * _SCALE[m.group(2).lower()])
+        count = float(value)
+    else:
+        m = _COUNT_RE.match(str(value))
+        if not m:
+            raise MixError(f"{what}: not a token count: {value!r} (e.g. 1500000, 12M, 3.2B, 1.5T)")
+        count = float(m.group(1)) * _SCALE[m.group(2).lower()]
+    if not count.is_integer():  # 1.5 tokens: never truncated silently
+        raise MixError(f"{what}: not a whole number of tokens: {value!r}")
+    return int(count)
 
 
 def _yaml(path: str, key: str) -> dict:
@@ -254,11 +260,13 @@ def load_target(path: str | None) -> Target:
         shares = {k: float(shares.get(k, 0.0)) for k in LANGS}
     except (TypeError, ValueError):
         raise MixError(f"{path}: target shares must be numbers, got {data['target']!r}") from None
-    if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1.0) > SHARE_TOLERANCE:
+    if not all(v >= 0 for v in shares.values()) or not abs(sum(shares.values()) - 1.0) <= SHARE_TOLERANCE:  # NaN fails too
         raise MixError(f"{path}: target shares must be >= 0 and sum to 1 (within {SHARE_TOLERANCE:.0%}), got {sum(shares.values()):.6f}")
     t = Target(shares=normalized(shares))
     if data.get("total_tokens") is not None:
         t.total_tokens = parse_count(data["total_tokens"], f"{path}: total_tokens")
+        if t.total_tokens <= 0:
+            raise MixError(f"{path}: total_tokens must be positive, got {data['total_tokens']!r} (leave it out for the largest mix)")
     caps = data.get("max_epochs") or {}
     if isinstance(caps, (int, float)) and not isinstance(caps, bool):
         caps = {"high": caps}
@@ -270,10 +278,18 @@ def load_target(path: str | None) -> Target:
     s2 = data.get("stage2") or {}
     if not isinstance(s2, dict) or set(s2) - {"tokens", "stem_start", "stem_end", "phases"}:
         raise MixError(f"{path}: stage2: {{tokens, stem_start, stem_end, phases}}, got {s2!r}")
-    t.stage2 = Stage2(
-        tokens=parse_count(s2["tokens"], f"{path}: stage2.tokens") if s2.get("tokens") is not None else None,
-        stem_start=float(s2.get("stem_start", 0.10)), stem_end=float(s2.get("stem_end", 0.40)), phases=int(s2.get("phases", 10)),
-    )
+    phases = s2.get("phases", 10)
+    if isinstance(phases, bool) or not isinstance(phases, int):
+        raise MixError(f"{path}: stage2.phases must be a whole number, got {phases!r}")
+    try:
+        t.stage2 = Stage2(
+            tokens=parse_count(s2["tokens"], f"{path}: stage2.tokens") if s2.get("tokens") is not None else None,
+            stem_start=float(s2.get("stem_start", 0.10)), stem_end=float(s2.get("stem_end", 0.40)), phases=phases,
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, MixError):
+            raise
+        raise MixError(f"{path}: stage2.stem_start and stem_end must be numbers ({exc})") from None
     if not (0 <= t.stage2.stem_start <= 1 and 0 <= t.stage2.stem_end <= 1 and t.stage2.phases >= 2):
         raise MixError(f"{path}: stage2 shares must be within [0, 1] and phases >= 2")
     return t
@@ -402,9 +418,17 @@ def solve(sources: list[Source], target: Target) -> dict:
                 lo, hi = (mid, hi) if fits(mid) else (lo, mid)
             total, limited_by = lo, f"{limited_by} (with stage 2)"
         total = math.floor(total)
+        if total <= 0:  # stage 2 alone needs more than the cap allows: no stage 1 at all
+            s2 = target.stage2.tokens
+            raise MixError(f"stage 2's {s2:,} tokens leave no room for stage 1 under the epoch cap (limited by {limited_by}): "
+                           "lower stage2.tokens, or add data" if s2 else
+                           f"the sources allow no stage-1 tokens under the epoch cap (limited by {limited_by}): add data")
         taken = _stage1(sources, target, total)
         stage2 = _stage2(sources, target, total, taken)
-    return _report(sources, target, int(total), taken, stage2, limited_by)
+    report = _report(sources, target, int(total), taken, stage2, limited_by)
+    if not report["weights"]:  # the trainer would train unweighted without a word
+        raise MixError(f"the mix takes no tokens from any source (stage 1: {int(total):,} tokens): add data or raise total_tokens")
+    return report
 
 
 def _report(sources: list[Source], target: Target, total: int, taken: dict[str, float], stage2: dict | None, limited_by: str | None) -> dict:

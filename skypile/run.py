@@ -18,7 +18,7 @@ LOCAL = "local"
 def run(cfg: RunConfig, beam_args: Sequence[str] = ()) -> dict:
     """Run to completion; returns the report also written to ``DIR/stats.json``.
 
-    Raises one of :data:`skypile.executor.job.UserError` for problems the user can fix.
+    Raises a :class:`skypile.errors.UserError` for problems the user can fix.
     An identical run already complete in the output directory is not redone.
     """
     job = jobs.prepare(cfg)

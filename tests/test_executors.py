@@ -165,16 +165,62 @@ def test_a_different_run_into_the_same_output_is_refused(inputs, tokenizer_model
 
 
 def test_a_locked_output_is_refused_and_a_stale_lock_is_taken_over(inputs, tokenizer_model, tmp_path, capsys):
+    from skypile.executor.rundir import RunDir
+
     out = tmp_path / "locked"
-    out.mkdir()
-    (out / ".skypile.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
-    rc, _ = _run(inputs[:1], out, tokenizer_model, "--runner", "local")
-    assert rc == 2 and "in use by another run" in capsys.readouterr().err
+    with RunDir(str(out)).lock():  # a live run holds it
+        rc, _ = _run(inputs[:1], out, tokenizer_model, "--runner", "local")
+    assert rc == 2 and f"in use by another run ({{'host': '{socket.gethostname()}', 'pid': {os.getpid()}}})" in capsys.readouterr().err
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / ".skypile.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
     rc, stats = _run(inputs[:1], out, tokenizer_model, "--runner", "local")
     assert rc == 0 and stats["balanced"] and not (out / ".skypile.lock").exists()
+
+
+def _race_for_the_lock(out: str, marker: str, start: float) -> int:
+    """Worker: wait for the start, try the lock; while holding it, create ``marker`` exclusively (a second
+    holder at the same time fails there).  1 = took it, 0 = refused, -1 = two holders at once."""
+    from skypile.executor.rundir import OutputError, RunDir
+
+    while time.time() < start:
+        pass
+    try:
+        with RunDir(out).lock():
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return -1
+            time.sleep(0.02)
+            os.close(fd)
+            os.unlink(marker)
+            return 1
+    except OutputError:
+        return 0
+
+
+def test_a_stale_lock_is_taken_over_by_one_process_at_a_time(tmp_path, monkeypatch):
+    """Four processes race for an output whose lock file a dead process left; never two at once.  Reading the
+    lock file is slowed down (a busy disk): taking over by reading the stale holder, then unlinking the file,
+    let two processes hold the lock in 6 of these 10 races (27 in 200 on an idle disk)."""
+    import multiprocessing
+
+    from skypile.executor import rundir
+
+    read = rundir._read_lock
+    monkeypatch.setattr(rundir, "_read_lock", lambda path: time.sleep(0.05) or read(path))  # the forked workers' too
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ctx = multiprocessing.get_context("fork")
+    results = []
+    with ctx.Pool(4) as pool:
+        for i in range(10):
+            out = tmp_path / f"out{i}"
+            out.mkdir()
+            (out / ".skypile.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+            start = time.time() + 0.05
+            results += pool.starmap(_race_for_the_lock, [(str(out), str(tmp_path / f"held{i}"), start)] * 4)
+    assert -1 not in results and results.count(1) >= 10  # every race had a winner, never two holders at once
 
 
 def test_user_errors_are_one_line_and_exit_2(inputs, tokenizer_model, tmp_path, capsys):

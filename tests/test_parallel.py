@@ -60,7 +60,7 @@ def test_reads_csv_tsv_jsonl_and_aligned_files(tmp_path):
         w.writerows([[EN, ZH], ["Hello, world.", "你好，世界。"], ["no counterpart"]])
     (tmp_path / "b.tsv").write_text("src\tzh_text\ten_text\nx\t你好\tHello\n")
     (tmp_path / "c.jsonl").write_text(json.dumps({"translation": {"en": EN, "zh": ZH}}) + "\n" + json.dumps({"en": "Hi", "zh": "嗨"}) + "\nnot json\n")
-    (tmp_path / "d.zh").write_text("第一行\n第二行\n第三行\n")
+    (tmp_path / "d.zh").write_text("第一行\n第二行\n")
     (tmp_path / "d.en").write_text("First line\nSecond line\n")
     paths = [str(tmp_path / n) for n in ("a.csv", "b.tsv", "c.jsonl", "d.en", "d.zh")]
     out = read_all(paths, zh_column="", en_column="")
@@ -71,7 +71,7 @@ def test_reads_csv_tsv_jsonl_and_aligned_files(tmp_path):
     assert "Hello\n你好" in texts  # TSV: columns detected among three
     assert texts.count(pair_text(EN, ZH)) == 2 and "Hi\n嗨" in texts
     assert texts[-2:] == ["First line\n第一行", "Second line\n第二行"]  # the aligned pair read once, from d.zh
-    assert drops == ["bad_json", "empty_side", "misaligned"]
+    assert drops == ["bad_json", "empty_side"]
     assert len({d.id for d in docs}) == len(docs) and all(d.source == "parallel/en-zh" and d.lang == "en-zh" for d in docs)
     named = read_all([str(tmp_path / "b.tsv")], zh_column="zh_text", en_column="en_text")
     assert [d.text for d in named] == ["Hello\n你好"]
@@ -89,6 +89,39 @@ def test_bad_parallel_inputs_are_input_errors(tmp_path):
     (tmp_path / "two.csv").write_text("chinese,english\n你好,hello\n")
     with pytest.raises(InputError, match="no column 'zh'"):
         ParallelSource(zh_column="zh", en_column="en").check([str(tmp_path / "two.csv")])
+
+
+def test_aligned_files_split_on_newline_only_and_unequal_ones_are_refused(tmp_path):
+    """A lone \r inside a Chinese line is text: splitting there shifted every later pair by one (16 of 18 wrong)."""
+    zh = [f"第{i}句话，这是中文。" for i in range(18)]
+    zh[2] = "第2句\r话，中间有一个回车。"
+    en = [f"Sentence number {i} in English." for i in range(18)]
+    (tmp_path / "a.zh").write_bytes(("\r\n".join(zh) + "\r\n").encode())  # CRLF ends: stripped
+    (tmp_path / "a.en").write_text("\n".join(en))  # no newline after the last line: still 18 lines
+    docs = read_all([str(tmp_path / "a.zh")])
+    assert [split_pair(d.text) for d in docs] == [(e, z.replace("\r", " ")) for e, z in zip(en, zh)]
+    (tmp_path / "b.zh").write_text("一\n二\n三\n")
+    (tmp_path / "b.en").write_text("one\ntwo\n")
+    with pytest.raises(InputError, match=r"b.zh: 3 lines, .*b.en: 2 lines"):
+        ParallelSource().check([str(tmp_path / "b.en")])
+
+
+def test_csv_errors_are_counted_per_row_and_a_headerless_csv_keeps_its_first_pair(tmp_path):
+    rows = [[f"Sentence {i} is in English.", f"第{i}句是中文。"] for i in range(20)]
+    lines = [f'"{en}",{zh}' for en, zh in rows]
+    lines[5] = '"Sentence 5 has an unterminated quote,第5句。'  # swallowed the rows after it before
+    lines[9] = 'Sentence 9 "stray" quote,第9句。'  # strict: a quote inside an unquoted field is fine
+    lines[12] = '"Sentence 12" trailing,第12句。'  # text after a closing quote: malformed
+    (tmp_path / "noheader.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = read_all([str(tmp_path / "noheader.csv")])
+    assert len(out) == 20  # one item per row: records in = kept + dropped
+    bad = [x for x in out if isinstance(x, Dropped)]
+    assert [(x.reason, x.detail.split(":")[1]) for x in bad] == [("bad_csv", "6"), ("bad_csv", "13")]
+    docs = [x for x in out if isinstance(x, Document)]
+    assert split_pair(docs[0].text) == tuple(rows[0])  # no header: the first row is a pair
+    want = [tuple(r) for i, r in enumerate(rows) if i not in (5, 12)]
+    want[8] = ('Sentence 9 "stray" quote', "第9句。")
+    assert [split_pair(d.text) for d in docs] == want  # every pair still aligned after the bad rows
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,34 @@ def test_gzip_content_encoding_is_inflated(shared):
     assert b"Example Domain" in resp.payload
 
 
+def test_a_gzip_body_cut_short_is_a_counted_drop_not_a_fraction_of_the_page(shared, tmp_path):
+    """A Content-Encoding: gzip body cut in half inflated to 43% of the page, kept as if whole and uncounted."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from skypile.readers.warc_builder import shared_pages
+
+    shared("html-en")
+    pages = list(shared_pages(limit=2))
+    path = tmp_path / "cut.warc.gz"
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        for i, page in enumerate(pages):
+            body = gzip.compress(page.body)
+            body = body[: len(body) // 2] if i == 0 else body
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Encoding", "gzip"),
+                                               ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+            w.write_record(w.create_warc_record(page.url, "response", payload=io.BytesIO(body), http_headers=http))
+    items = list(read_warc(str(path)))
+    assert len(items) == 2
+    assert isinstance(items[0], Dropped) and items[0].reason == "bad_content_encoding" and items[0].url == pages[0].url
+    assert isinstance(items[1], RawRecord) and items[1].payload == pages[1].body
+    assert _decode_content(gzip.compress(b"x" * 1000)[:-8], "gzip", 2000) is None  # no gzip trailer: cut off
+    import zlib
+
+    assert _decode_content(zlib.compress(b"y" * 1000)[:-6], "deflate", 2000) is None
+
+
 def test_wet_conversion_records(shared):
     items = list(read_warc(str(shared("warc", "whirlwind", "whirlwind.warc.wet.gz"))))
     (doc,) = [i for i in items if isinstance(i, RawRecord)]

@@ -103,3 +103,29 @@ def test_unique_ids_renames_all_but_one_per_id_stably():
     stage = UniqueIds()
     stage.apply(_doc(3), "3#x", None)
     assert stage.drain_changes() == {"id_renamed": 1} and stage.drain_changes() == {}
+
+
+def test_renamed_ids_never_collide_with_ids_already_in_the_input():
+    """Adversarial ids: the input already holds the names a rename would pick (a run's own output re-exported
+    next to its source brought `a` and `a#79603211` together), nested renames, and copies of one text."""
+    from skypile.dedup.unique_ids import UniqueIds, content_hash, id_root
+
+    def h(text: str) -> str:
+        return content_hash(Document(id="", text=text, source="t"))[:4].hex()
+
+    texts = ["alpha", "beta", "gamma"]
+    docs = [Document(id="a", text=t, source="t") for t in texts + ["beta", "beta"]]
+    taken = [f"a#{h(t)}" for t in texts] + [f"a#{h('beta')}.1", f"a#{h('beta')}.2", f"a#{h('beta')}#{h('beta')}"]
+    docs += [Document(id=i, text=f"{i} {n}", source="t") for n, i in enumerate(taken)]
+    docs += [Document(id=taken[1], text="a second document under a renamed-looking id", source="t"),
+             Document(id="a#DEADBEEF", text="upper case: not a rename suffix", source="t")]
+    results = []
+    for order in (docs, list(reversed(docs))):
+        fresh = [Document(id=d.id, text=d.text, source=d.source) for d in order]
+        kept, dropped, _ = run_corpus_stage(UniqueIds(), fresh)
+        ids = sorted(d.id for d in kept)
+        assert not dropped and len(set(ids)) == len(ids) == len(docs)
+        assert set(taken) | {"a", "a#DEADBEEF"} <= set(ids)  # every id that was unique in the input is kept
+        results.append(ids)
+    assert results[0] == results[1]  # whatever the order
+    assert id_root(f"a#{h('beta')}.1#{h('gamma')}") == "a" and id_root("a#DEADBEEF") == "a#DEADBEEF"

@@ -81,12 +81,48 @@ def test_export_bf16_and_tokenizer(trained, real_shards, tmp_path):
         assert tok.encode(text, add_special_tokens=False) == sp.encode(text), text[:60]
 
 
-def test_export_refuses_a_broken_checkpoint(trained, tmp_path):
+def test_export_refuses_a_broken_checkpoint(trained, tmp_path, capsys):
     import shutil
 
     broken = tmp_path / "step-00000006"
     shutil.copytree(trained, broken)
     (broken / ".metadata").unlink()
-    with pytest.raises(ValueError, match="not an intact checkpoint"):
-        main(["export", "--checkpoint", str(broken), "--out", str(tmp_path / "x")])
+    assert main(["export", "--checkpoint", str(broken), "--out", str(tmp_path / "x")]) == 2
+    assert "not an intact checkpoint" in capsys.readouterr().err
+    shutil.rmtree(broken)
+    shutil.copytree(trained, broken)
+    data = next(broken.glob("*.distcp"))
+    blob = bytearray(data.read_bytes())
+    blob[200:4200] = bytes(4000)  # same size, other bytes: only the checksum in meta.json tells
+    data.write_bytes(bytes(blob))
+    assert main(["export", "--checkpoint", str(broken), "--out", str(tmp_path / "x")]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: ") and f"{data.name}: sha256 differs" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_export_writes_only_to_a_new_empty_or_earlier_export_directory(trained, tmp_path, capsys):
+    """`--out DIR` deleted DIR whatever it held (a folder of notes, the training run itself) and exited 0."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "plan.md").write_text("my notes")
+    run_dir = trained.parent.parent
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    for out, why in ((notes, "not empty and not an earlier export (it holds plan.md)"), (run_dir, "holds the checkpoint"),
+                     (trained, "holds the checkpoint"), (notes / "plan.md", "is a file")):
+        assert main(["export", "--checkpoint", str(trained), "--out", str(out)]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert err.startswith(f"error: --out {out}") and why in err, err
+    assert (notes / "plan.md").read_text() == "my notes" and sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--checkpoint", str(trained), "--out", str(empty), "--dtype", "float32"]) == 0
+    marker = json.loads((empty / "skypile_export.json").read_text())
+    assert set(marker["files"]) == {p.name for p in empty.iterdir()}
+    assert main(["export", "--checkpoint", str(trained), "--out", str(empty)]) == 0  # an earlier export: replaced
+    assert json.loads((empty / "skypile_export.json").read_text())["dtype"] == "bfloat16"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no .tmp or .old left
+    (empty / "mine.txt").write_text("added by hand")
+    assert main(["export", "--checkpoint", str(trained), "--out", str(empty)]) == 2  # no longer only ours
+    assert "mine.txt" in capsys.readouterr().err and (empty / "mine.txt").exists()

@@ -51,9 +51,11 @@ def test_overrides():
     assert cfg.steps == 7 and cfg.lr == 1e-3 and cfg.compile is True and cfg.stage1_tokens == 2 * 10**12
     assert cfg.model.dim == 128 and cfg.model.n_heads == 8 and cfg.model.ffn_dim == ffn_hidden(128, 32)
     assert cfg.data_weights == {"wiki/en": 0.7, "code": 0.3} and cfg.run_dir == "/tmp/x"
-    with pytest.raises(KeyError):
+    from skypile.trainer.config import TrainConfigError  # a user error: one line, exit 2 (tests/test_cli_errors.py)
+
+    with pytest.raises(TrainConfigError, match="unknown config key 'no_such_key'"):
         apply_overrides(get_config("tiny"), ["no_such_key=1"])
-    with pytest.raises(ValueError):
+    with pytest.raises(TrainConfigError, match="steps: cannot read '1.5' as int"):
         apply_overrides(get_config("tiny"), ["steps=1.5"])
 
 

@@ -94,10 +94,10 @@ def test_non_finite_gradient_norm_skips_the_update():
     assert not torch.equal(model.output.weight, before["output.weight"])
 
 
-def test_resume_falls_back_past_damaged_checkpoints(real_shards, tmp_path):
-    args = ["--config", "tiny", "--data", real_shards["dir"], "seq_len=64", "steps=6", "ckpt_every=2", "keep_ckpts=5"]
+def test_resume_falls_back_past_damaged_checkpoints(real_shards, tmp_path, capfd):
+    args = ["--config", "tiny", "--data", real_shards["dir"], "seq_len=64", "steps=6", "ckpt_every=1", "keep_ckpts=6"]
     full = tmp_path / "full"
-    main([*args, "--run-dir", str(full)])
+    assert main([*args, "--run-dir", str(full)]) == 0
     want = {r["step"]: r for r in _rows(full)}
     run = tmp_path / "damaged"
     import shutil
@@ -105,22 +105,40 @@ def test_resume_falls_back_past_damaged_checkpoints(real_shards, tmp_path):
     shutil.copytree(full / "checkpoints", run / "checkpoints")
     ck = run / "checkpoints"
     assert (ck / "latest").read_text().strip() == "step-00000006"
-    (ck / "step-00000006" / "rank00000.pt").unlink()  # half-deleted newest checkpoint
-    data = next((ck / "step-00000004").glob("*.distcp"))
-    with open(data, "r+b") as f:  # step 4: present but truncated -> fails to load
+    files = json.loads((ck / "step-00000006" / "meta.json").read_text())["files"]
+    assert {n for n in files if n.endswith(".distcp")} and {".metadata", "rank00000.pt"} <= set(files)
+    data = sorted((ck / "step-00000006").glob("*.distcp"), key=lambda p: p.stat().st_size)[-1]
+    blob = bytearray(data.read_bytes())
+    blob[1000:5000] = bytes(4000)  # 4,000 bytes rewritten in place, same size: only the checksum sees it
+    data.write_bytes(bytes(blob))
+    data = next((ck / "step-00000005").glob("*.distcp"))
+    with open(data, "r+b") as f:  # step 5: truncated
         f.truncate(data.stat().st_size // 2)
-    main([*args, "--run-dir", str(run)])
+    (ck / "step-00000004" / "rank00000.pt").unlink()  # step 4: half-deleted
+    capfd.readouterr()
+    assert main([*args, "--run-dir", str(run)]) == 0
+    log = capfd.readouterr().err
+    assert "step-00000006 is damaged" in log and "sha256 differs" in log and "step-00000005 is damaged" in log
+    assert "step-00000004 is not intact (missing rank00000.pt)" in log
     got = _rows(run)
-    assert [r["step"] for r in got] == [3, 4, 5, 6]  # resumed from step 2, the newest intact one
+    assert [r["step"] for r in got] == [4, 5, 6]  # resumed from step 3, the newest undamaged one
     for r in got:
         assert r["loss"] == pytest.approx(want[r["step"]]["loss"], abs=1e-6)
-    for name in ("step-00000006", "step-00000004"):  # re-saved, intact again
-        assert (ck / name / "rank00000.pt").is_file()
+    for name in ("step-00000006", "step-00000005", "step-00000004"):  # re-saved, intact again
+        assert (ck / name / "rank00000.pt").is_file() and not (ck / f".{name}.old").exists()
 
     for p in ck.glob("step-*"):  # nothing to resume from: an error, not a silent fresh start
         (p / ".metadata").unlink()
-    with pytest.raises(RuntimeError, match="resume=none"):
-        main([*args, "--run-dir", str(run)])
+    assert main([*args, "--run-dir", str(run)]) == 2
+    err = capfd.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: no checkpoint in") and "resume=none" in err
+    for p in ck.glob("step-*"):  # every step gone, `latest` kept: an error too, and metrics.jsonl untouched
+        shutil.rmtree(p)
+    lines = (run / "metrics.jsonl").read_text()
+    assert main([*args, "--run-dir", str(run)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {ck / 'latest'} names step-00000006, which is missing") and "Traceback" not in "\n".join(err)
+    assert (run / "metrics.jsonl").read_text() == lines
 
 
 def test_out_of_vocabulary_token_stops_the_run_naming_the_file(real_shards, tmp_path, capsys):
@@ -140,12 +158,10 @@ def test_out_of_vocabulary_token_stops_the_run_naming_the_file(real_shards, tmp_
     info = write_shard(docs, str(tmp_path / "data"), 0, 1, row_group_rows=16)
     write_manifest(str(tmp_path / "data"), [info], tokenizer=real_shards["manifest"]["tokenizer"])
     args = ["--config", "tiny", "--data", str(tmp_path / "data"), "seq_len=64", "steps=10"]
-    capsys.readouterr()
-    assert main([*args, "--run-dir", str(tmp_path / "a")]) == 2  # one line naming the file and row, no traceback
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert "Traceback" not in err and len(errors) == 1
-    assert re.search(f"part-00000-of-00001.parquet row {i} .*token id 5000", errors[0])
+    assert main([*args, "--run-dir", str(tmp_path / "a")]) == 2  # one line, exit 2, no traceback
+    err = capsys.readouterr().err.strip().splitlines()  # the run's log, then the error
+    assert re.match(f"error: .*part-00000-of-00001.parquet row {i} .*token id 5000", err[-1]), err[-1]
+    assert not any(line.startswith("error:") or "Traceback" in line for line in err[:-1])
     main([*args, "--run-dir", str(tmp_path / "b"), "bad_data=skip", "log_every=5", "verify_sha256=true"])
     rows = _rows(tmp_path / "b")
     assert [r["step"] for r in rows] == [5, 10]

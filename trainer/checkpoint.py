@@ -17,6 +17,14 @@ needs anyway); object stores would need a different commit marker.
 Loading reshards the model and optimizer to the current world size (DCP
 does that); the data position is per rank and needs the same world size,
 workers and batch shape.
+
+**Checksums.**  ``meta.json`` lists every other file of the checkpoint with its
+size and sha256 (``files``): each rank hashes the files it wrote, rank 0 the
+rest.  :func:`verify_checksums` checks them (ranks split the reading on resume;
+``skypile-train export`` reads all), so bytes rewritten inside a ``.distcp``
+file, same size, are found before they are trained on; the trainer then falls
+back to the previous checkpoint.  A ``latest`` that names a checkpoint that is
+gone is an error (:class:`CheckpointError`), not a fresh start over the run.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from skypile.errors import UserError
+from skypile.io import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,38 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+class CheckpointError(UserError):
+    """No checkpoint to resume from where one should be, or the one asked for is not intact."""
+
+
+def checksums(folder: Path, names) -> dict[str, dict]:
+    """``{name: {"bytes", "sha256"}}`` of these files of ``folder``."""
+    return {n: {"bytes": (folder / n).stat().st_size, "sha256": sha256_of(str(folder / n))} for n in sorted(names)}
+
+
+def verify_checksums(path: Path, part: tuple[int, int] = (0, 1)) -> str | None:
+    """What is wrong with the files ``meta.json`` lists (size, then sha256), or ``None``.
+
+    ``part=(i, n)``: only files ``i, i + n, ...`` of the sorted list (ranks split the reading).
+    A checkpoint written before checksums were recorded has nothing to verify.
+    """
+    try:
+        files = json.loads((Path(path) / "meta.json").read_text()).get("files") or {}
+    except (OSError, ValueError) as e:
+        return f"meta.json unreadable: {e}"
+    for k, name in enumerate(sorted(files)):
+        if k % part[1] != part[0]:
+            continue
+        f, want = Path(path) / name, files[name]
+        if not f.is_file():
+            return f"{name} missing"
+        if f.stat().st_size != want["bytes"]:
+            return f"{name} has {f.stat().st_size} bytes, meta.json says {want['bytes']}"
+        if sha256_of(str(f)) != want["sha256"]:
+            return f"{name}: sha256 differs from meta.json's (the file changed after it was saved)"
+    return None
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 3):
         self.dir = Path(directory)
@@ -74,12 +117,19 @@ class Checkpointer:
         return sorted(p for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
     def latest(self) -> Path | None:
+        """The checkpoint ``latest`` names (or the newest, without a pointer); raises :class:`CheckpointError`
+        when ``latest`` names one that is gone: resuming from an older one, or from nothing, would
+        silently redo steps over a run that went further."""
         pointer = self.dir / LATEST
         if pointer.is_file():
-            path = self.dir / pointer.read_text().strip()
+            name = pointer.read_text().strip()
+            path = self.dir / name
             if path.is_dir():
                 return path
-        done = self.list()  # pointer missing or stale (crash between rename and pointer update)
+            if not (self.dir / f".{name}.old").is_dir():  # else: a re-save of that step was interrupted
+                raise CheckpointError(f"{pointer} names {name}, which is missing from {self.dir}: the run went further than "
+                                      "any checkpoint left; resume=<path to a step-N> picks one, resume=none starts fresh")
+        done = self.list()  # no pointer (crash before the first one) or an interrupted re-save
         return done[-1] if done else None
 
     def candidates(self) -> list[Path]:
@@ -112,18 +162,31 @@ class Checkpointer:
         model_sd, optim_sd = get_state_dict(model, optimizer)
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
         torch.save({**rank_state, "rng": rng_state()}, tmp / f"rank{rank:05d}.pt")
-        _barrier()
+        mine = [p.name for p in tmp.iterdir() if p.name.startswith(f"__{rank}_") or p.name == f"rank{rank:05d}.pt"]
+        sums = checksums(tmp, mine)  # each rank hashes what it wrote
+        if dist.is_initialized():  # also the barrier: every rank's files are complete
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, sums)
+            sums = {k: v for part in gathered for k, v in part.items()}
         if rank == 0:
             world = dist.get_world_size() if dist.is_initialized() else 1
-            (tmp / "meta.json").write_text(json.dumps({"step": step, "world_size": world, **(meta or {})}, indent=2))
-            if final.exists():  # re-saving the same step (e.g. a resumed run's final save)
-                shutil.rmtree(final)
+            rest = [p.name for p in tmp.iterdir() if p.is_file() and p.name not in sums and p.name != "meta.json"]
+            files = {**sums, **checksums(tmp, rest)}  # DCP's .metadata, and anything no rank claimed
+            body = {"step": step, "world_size": world, **(meta or {}), "files": dict(sorted(files.items()))}
+            (tmp / "meta.json").write_text(json.dumps(body, indent=2))
+            old = self.dir / f".{name}.old"
+            if final.exists():  # re-saving the same step (e.g. after resuming past a damaged one)
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(final, old)  # aside, not deleted, until the new one is in place
             os.replace(tmp, final)
             _fsync_dir(self.dir)
             pointer_tmp = self.dir / f".{LATEST}.tmp"
             pointer_tmp.write_text(name + "\n")
             os.replace(pointer_tmp, self.dir / LATEST)
             _fsync_dir(self.dir)
+            if old.exists():
+                shutil.rmtree(old, ignore_errors=True)
             for old in self.list()[: -self.keep] if self.keep > 0 else []:
                 shutil.rmtree(old, ignore_errors=True)
         _barrier()
@@ -167,8 +230,8 @@ def check_intact(path: Path) -> str | None:
 
     A complete checkpoint has ``meta.json``, DCP's ``.metadata``, every data file that
     ``.metadata`` points to (non-empty) and one ``rankK.pt`` per rank of the saving world.
-    This catches what deleting or truncating files by hand leaves; bit rot inside a data
-    file is caught when loading fails (the trainer then tries the next older checkpoint).
+    This catches what deleting or truncating files by hand leaves; changed bytes inside a
+    file are caught by :func:`verify_checksums` (which reads every byte, so it is run apart).
     """
     try:
         meta = json.loads((path / "meta.json").read_text())

@@ -19,6 +19,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from skypile.errors import UserError
+
+
+class TrainConfigError(UserError):
+    """A training config the user can fix (unknown preset or key, a value of the wrong type or out of range)."""
+
 
 def ffn_hidden(dim: int, multiple_of: int = 256, multiplier: float = 8 / 3) -> int:
     """SwiGLU width: ``8/3 * dim`` rounded up to a multiple (LLaMA's rule)."""
@@ -43,7 +49,7 @@ class ModelConfig:
         if self.ffn_dim <= 0:
             self.ffn_dim = ffn_hidden(self.dim, self.multiple_of)
         if self.dim % self.n_heads:
-            raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
+            raise TrainConfigError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
 
     @property
     def head_dim(self) -> int:
@@ -177,7 +183,7 @@ PRESETS = {"tiny": _tiny, "1b": _1b, "skywork-13b": _skywork_13b}
 
 def get_config(name: str) -> TrainConfig:
     if name not in PRESETS:
-        raise KeyError(f"unknown config {name!r}; choose from {sorted(PRESETS)}")
+        raise TrainConfigError(f"unknown --config {name!r}; choose from {', '.join(sorted(PRESETS))}")
     return PRESETS[name]()
 
 
@@ -201,7 +207,10 @@ def _parse_value(raw: str, tp: Any) -> Any:
             raise ValueError(f"not an integer: {raw!r}")
         return int(value)
     if tp is float:
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {raw!r}")
+        return value
     if tp is str:
         return raw
     if origin is list and args == (str,) and not raw.lstrip().startswith("["):
@@ -219,7 +228,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     touched_model = False
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
+            raise TrainConfigError(f"override {item!r} is not key=value")
         key, raw = item.split("=", 1)
         key = key.strip().lstrip("-").replace("-", "_")
         if key.startswith("model."):
@@ -229,10 +238,14 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
         elif key in model_types:
             target, name, types = cfg.model, key, model_types
         else:
-            raise KeyError(f"unknown config key {key!r}")
+            raise TrainConfigError(f"unknown config key {key!r} in {item!r}")
         if name not in types:
-            raise KeyError(f"unknown config key {key!r}")
-        setattr(target, name, _parse_value(raw, types[name]))
+            raise TrainConfigError(f"unknown config key {key!r} in {item!r}")
+        try:
+            value = _parse_value(raw, types[name])
+        except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            raise TrainConfigError(f"{key}: cannot read {raw!r} as {getattr(types[name], '__name__', types[name])} ({exc})") from None
+        setattr(target, name, value)
         touched_model |= target is cfg.model
     if cfg.mix:  # the mixer's output replaces hand-given weights
         from skypile.mix import trainer_settings

@@ -74,7 +74,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from skypile.readers.jsonl import iter_texts, paragraphs
 
-from .inputs import Data, ShardError, open_dataset
+from .inputs import Data, DataError, ShardError, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -628,7 +628,7 @@ def load_val_windows(spec: str | Path, *, seq_len: int, n_windows: int, eos_id: 
         docs: Iterable[np.ndarray] = _shard_docs(path)
     else:
         if not tokenizer:
-            raise ValueError(f"validation set {path} is text: a tokenizer model is needed")
+            raise DataError(f"validation set {path} is text: a tokenizer model is needed (tokenizer=)")
         from skypile.tokenizer.spm import load_tokenizer  # also reads gs:// / s3:// paths
 
         sp = load_tokenizer(str(tokenizer))
@@ -642,7 +642,7 @@ def load_val_windows(spec: str | Path, *, seq_len: int, n_windows: int, eos_id: 
     stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     n = min(n_windows, len(stream) // (seq_len + 1))
     if n == 0:
-        raise ValueError(f"validation set {path} has fewer than {seq_len + 1} tokens")
+        raise DataError(f"validation set {path} has fewer than {seq_len + 1} tokens")
     if n < n_windows:
         log.warning("validation set %s: only %d of %d windows", path, n, n_windows)
     return torch.from_numpy(stream[: n * (seq_len + 1)].reshape(n, seq_len + 1).copy())

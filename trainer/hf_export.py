@@ -8,6 +8,11 @@ safetensors (sharded above 5 GB) and the SentencePiece tokenizer (``tokenizer.mo
 to ``--out`` at the end.  ``transformers.AutoModelForCausalLM.from_pretrained(out)`` gives
 the trainer's logits (tested on ``tiny``).
 
+``--out`` must be new, empty, or an earlier export (its ``skypile_export.json`` lists the
+files it wrote, and it holds nothing else): anything else (a folder of notes, the training
+run itself) is refused before any work, never deleted.  The checkpoint's checksums
+(``meta.json``) are verified first.
+
 Our decoder is LLaMA's: RoPE in the rotate-half layout that Hugging Face's Llama uses (so
 q/k need no permutation), RMSNorm pre-norm, SwiGLU (``w1`` gate, ``w3`` up, ``w2`` down),
 untied output head, no biases, full multi-head attention.  The checkpoint is read with DCP
@@ -29,6 +34,9 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from skypile.errors import OneLineParser, UserError, cli_errors
+from skypile.io import check_output_dir
 
 from .config import TrainConfig, from_dict
 from .model import Transformer, build_model
@@ -64,18 +72,18 @@ def load_checkpoint(path: str | Path) -> tuple[Transformer, TrainConfig]:
     """The model of a training checkpoint, unsharded on CPU in fp32 (no process group needed)."""
     import torch.distributed.checkpoint as dcp
 
-    from .checkpoint import check_intact
+    from .checkpoint import CheckpointError, check_intact, verify_checksums
 
     path = Path(path)
-    problem = check_intact(path)
+    problem = check_intact(path) or verify_checksums(path)
     if problem:
-        raise ValueError(f"{path}: not an intact checkpoint ({problem})")
+        raise CheckpointError(f"{path}: not an intact checkpoint ({problem})")
     meta = json.loads((path / "meta.json").read_text())
     if "config" not in meta:
-        raise ValueError(f"{path}/meta.json has no training config")
+        raise CheckpointError(f"{path}/meta.json has no training config")
     cfg = from_dict(meta["config"])
     if cfg.model.vocab_size <= 0:
-        raise ValueError(f"{path}: the saved config has no resolved vocab_size")
+        raise CheckpointError(f"{path}: the saved config has no resolved vocab_size")
     model = build_model(cfg.model, "cpu")
     model.init_weights(0)  # materializes the RoPE buffers; every parameter is overwritten below
     state = {"model": model.state_dict()}
@@ -115,11 +123,13 @@ def export(checkpoint: str | Path, out: str | Path, *, dtype: str = "bfloat16", 
 
     from .parallelize import to_dtype
 
-    torch_dtype = to_dtype(dtype)
+    out = Path(out)
+    check_export_dir(out, checkpoint)
+    torch_dtype = to_dtype(dtype)  # an unknown name: a TrainConfigError, before any work
     model, cfg = load_checkpoint(checkpoint)
     tok_path = _tokenizer_model(cfg, tokenizer, Path(checkpoint))
     if tok_path is None or not tok_path.is_file():
-        raise FileNotFoundError(f"SentencePiece tokenizer model not found ({tok_path}); pass --tokenizer")
+        raise ExportError(f"SentencePiece tokenizer model not found ({tok_path}); pass --tokenizer")
     special = _special_ids(tok_path)
 
     hf_cfg = llama_config(cfg, torch_dtype, special)
@@ -128,10 +138,9 @@ def export(checkpoint: str | Path, out: str | Path, *, dtype: str = "bfloat16", 
     weights = {hf_name(k): v.to(torch_dtype) for k, v in model.state_dict().items()}
     hf.load_state_dict(weights, strict=True, assign=True)  # strict: every HF weight is ours and vice versa
 
-    out = Path(out)
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
-        shutil.rmtree(tmp)
+        shutil.rmtree(tmp)  # ours: left by a crashed export
     tmp.mkdir(parents=True)
     hf.save_pretrained(tmp, max_shard_size=max_shard_size)
     shutil.copyfile(tok_path, tmp / "tokenizer.model")
@@ -143,14 +152,52 @@ def export(checkpoint: str | Path, out: str | Path, *, dtype: str = "bfloat16", 
         # SkyPile models add no dummy-prefix space: then transformers must not either (same ids, #12)
         "add_prefix_space": _adds_dummy_prefix(tok_path),
     }, indent=2) + "\n")
-    (tmp / "skypile_export.json").write_text(json.dumps(
+    files = sorted(p.name for p in tmp.iterdir()) + [MARKER]
+    (tmp / MARKER).write_text(json.dumps(
         {"checkpoint": str(Path(checkpoint).resolve()), "dtype": dtype, "tokenizer": str(tok_path),
-         "model": cfg.to_dict()["model"]}, indent=2) + "\n")
+         "model": cfg.to_dict()["model"], "files": files}, indent=2) + "\n")
+    check_export_dir(out, checkpoint)  # again: the directory may have changed while the weights were written
+    old = out.parent / f".{out.name}.old"
     if out.exists():
-        shutil.rmtree(out)
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)  # an earlier export (checked): aside until the new one is in place
     os.replace(tmp, out)
+    if old.exists():
+        shutil.rmtree(old)
     log.info("exported %s -> %s (%s)", checkpoint, out, dtype)
     return out
+
+
+MARKER = "skypile_export.json"  # what makes a directory an export this tool may replace
+
+
+class ExportError(UserError):
+    """An export the user must fix: ``--out`` holds other files, no tokenizer, ..."""
+
+
+def check_export_dir(out: Path, checkpoint: str | Path) -> None:
+    """Refuse (:class:`ExportError`) an ``--out`` that is not new, empty, or an earlier export holding only its own files."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file, not a directory")
+    ckpt, where = Path(checkpoint).resolve(), out.resolve()
+    if where == ckpt or where in ckpt.parents:
+        raise ExportError(f"--out {out} holds the checkpoint {checkpoint}: export to another directory")
+    if ckpt in where.parents:  # checkpoint rotation (keep_ckpts) would delete it
+        raise ExportError(f"--out {out} lies inside the checkpoint {checkpoint}: export to another directory")
+    if out.is_dir():
+        present = {p.name for p in out.iterdir()}
+        if present:
+            try:
+                owned = set(json.loads((out / MARKER).read_text())["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                owned = set()
+            foreign = sorted(present - owned)
+            if not owned or foreign:
+                raise ExportError(f"--out {out} is not empty and not an earlier export (it holds {', '.join(foreign[:3])}"
+                                  f"{', ...' if len(foreign) > 3 else ''}): nothing there is deleted; choose a new or empty directory")
+    check_output_dir(str(out.parent), "--out")
 
 
 def _adds_dummy_prefix(path: Path) -> bool:
@@ -170,14 +217,18 @@ def _special_ids(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="skypile-train export", description=__doc__,
+    ap = OneLineParser(prog="skypile-train export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a step-N checkpoint directory")
     ap.add_argument("--out", required=True, help="Hugging Face output directory")
     ap.add_argument("--dtype", default="bfloat16", help="weight dtype: bfloat16 | float32 | float16")
     ap.add_argument("--tokenizer", help="SentencePiece model (default: the run's copy, <run_dir>/tokenizer.model)")
     ap.add_argument("--max-shard-size", default="5GB")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    export(args.checkpoint, args.out, dtype=args.dtype, tokenizer=args.tokenizer, max_shard_size=args.max_shard_size)
-    return 0
+
+    def run() -> int:
+        args = ap.parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        export(args.checkpoint, args.out, dtype=args.dtype, tokenizer=args.tokenizer, max_shard_size=args.max_shard_size)
+        return 0
+
+    return cli_errors(run)

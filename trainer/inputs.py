@@ -30,15 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from skypile.errors import UserError
+
 RUN_TOKENIZER = "tokenizer.model"  # the run's copy of the SentencePiece model it trained with
 
 
-class ShardError(ValueError):
-    """Data the trainer cannot use (a shard that does not match its manifest, unusable tokens, a mix
-    source the data lacks, shards of different tokenizers); the message names the file or source."""
+class DataError(UserError):
+    """Training or validation data the user must fix (no manifest, an unusable set, a mix source the
+    data lacks, shards of different tokenizers, text-only shards); the message names the file or source."""
 
 
-class ResumeError(ValueError):
+class ShardError(DataError):
+    """A shard that does not match its manifest or holds unusable tokens; the message names the file."""
+
+
+class ResumeError(UserError):
     """A run directory whose checkpoint cannot go on with this config (other data, another model)."""
 
 
@@ -47,8 +53,14 @@ def open_dataset(path: str | Path) -> tuple[Path, dict]:
     p = Path(path)
     for root in (p, p.parent):
         if (root / "manifest.json").is_file():
-            return root, json.loads((root / "manifest.json").read_text())
-    raise ShardError(f"data {p}: no manifest.json in {p} or {p.parent} (give a shard directory written by skypile)")
+            try:
+                manifest = json.loads((root / "manifest.json").read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise DataError(f"{root / 'manifest.json'} is not valid JSON ({exc})") from None
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
+                raise DataError(f"{root / 'manifest.json'} is not a shard manifest (no 'shards' list)")
+            return root, manifest
+    raise DataError(f"no manifest.json in {p} or {p.parent}: data= must be a shard directory (or its shards/ folder)")
 
 
 def is_local(path: str) -> bool:
@@ -128,23 +140,23 @@ def resolve_data(cfg) -> Data:
                 dirs.append(d)
             only.setdefault(source, set()).add(dirs.index(d))
     else:
-        raise ShardError("no data: pass --data SHARD_DIR [SHARD_DIR ...], or mix=mix.json (from skypile mix) to read its sources' shards")
+        raise DataError("no data: pass --data SHARD_DIR [SHARD_DIR ...], or mix=mix.json (from skypile mix) to read its sources' shards")
     opened = [open_dataset(d) for d in dirs]
     roots = [r for r, _ in opened]
     if len(set(roots)) < len(roots):
-        raise ShardError(f"data lists a directory twice: {', '.join(dirs)}")
+        raise DataError(f"data lists a directory twice: {', '.join(dirs)}")
     manifests = [m for _, m in opened]
     for root, manifest in opened:
         if manifest.get("trainable") is False:
             note = re.sub(r"\bDIR\b", str(root), manifest.get("trainable_note", "no tokens column"))
-            raise ShardError(f"data {root} is not trainable: {note}")
+            raise DataError(f"data {root} is not trainable: {note}")
     _check_one_tokenizer(roots, manifests)
     data = Data(roots, manifests, only)
     held = [source_counts(r, m) for r, m in opened]
     missing = [s for s in wanted if not any(s in held[i] for i in (only.get(s) or range(len(roots))))]
     if missing:
         listing = "; ".join(f"{r} holds {', '.join(sorted(h)) or 'nothing'}" for r, h in zip(roots, held))
-        raise ShardError(f"the mix weights source(s) {', '.join(missing)}, which the data does not hold ({listing}); "
+        raise DataError(f"the mix weights source(s) {', '.join(missing)}, which the data does not hold ({listing}); "
                          "a mix source's name is the source value of its rows")
     return data
 
@@ -158,7 +170,7 @@ def _check_one_tokenizer(roots: list[Path], manifests: list[dict]) -> None:
     for root, manifest in zip(roots[1:], manifests[1:]):
         k = key(manifest)
         if k != first and not (k[0] and k[0] == first[0]):
-            raise ShardError(f"{root} was tokenized with another tokenizer than {roots[0]} "
+            raise DataError(f"{root} was tokenized with another tokenizer than {roots[0]} "
                              f"(sha256 {str(k[0])[:12]}..., {k[1]} pieces vs {str(first[0])[:12]}..., {first[1]}): "
                              "train on shards of one tokenizer")
 
@@ -236,7 +248,7 @@ def run_tokenizer(run_dir: Path, cfg: dict) -> tuple[str | None, list[str]]:
     for d in [data] if isinstance(data, str) else data:
         try:
             root, manifest = open_dataset(d)
-        except ShardError:
+        except DataError:
             tried.append(f"{d} (no manifest.json)")
             continue
         path, more = manifest_tokenizer(root, manifest)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfigError
 
 try:  # FlashAttention-2 (optional; layout (B, T, H, D))
     from flash_attn import flash_attn_func as _flash_attn_func
@@ -45,7 +45,7 @@ def flash_attn_available() -> bool:
 def resolve_attention(backend: str, device: torch.device | str | None = None) -> str:
     """``auto``: flash_attn when importable and on CUDA, else SDPA (flash kernel on GPU, math/flash-CPU on CPU)."""
     if backend not in ATTENTION_BACKENDS:
-        raise ValueError(f"attention must be one of {ATTENTION_BACKENDS}, got {backend!r}")
+        raise TrainConfigError(f"attention must be one of {ATTENTION_BACKENDS}, got {backend!r}")
     if backend == "auto":
         on_cuda = device is not None and torch.device(device).type == "cuda"
         return "flash" if (flash_attn_available() and on_cuda) else "sdpa"

@@ -32,6 +32,8 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+from .config import TrainConfigError
+
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 AC_MODES = ("full", "every:K", "op")
@@ -41,19 +43,19 @@ def to_dtype(name: str) -> torch.dtype:
     try:
         return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; choose from {sorted(DTYPES)}") from None
+        raise TrainConfigError(f"unknown dtype {name!r}; choose from {sorted(DTYPES)}") from None
 
 
 def mesh_shape(world_size: int, dp_shard: int = -1, dp_replicate: int = 1) -> tuple[int, int]:
     """``(dp_replicate, dp_shard)`` for this world size; a clear error when they do not multiply to it."""
     if dp_replicate < 1:
-        raise ValueError(f"dp_replicate must be >= 1, got {dp_replicate}")
+        raise TrainConfigError(f"dp_replicate must be >= 1, got {dp_replicate}")
     if dp_shard in (-1, 0):
         if world_size % dp_replicate:
-            raise ValueError(f"world size {world_size} is not divisible by dp_replicate {dp_replicate}")
+            raise TrainConfigError(f"world size {world_size} is not divisible by dp_replicate {dp_replicate}")
         dp_shard = world_size // dp_replicate
     if dp_shard * dp_replicate != world_size:
-        raise ValueError(f"dp_replicate {dp_replicate} x dp_shard {dp_shard} != world size {world_size}")
+        raise TrainConfigError(f"dp_replicate {dp_replicate} x dp_shard {dp_shard} != world size {world_size}")
     return dp_replicate, dp_shard
 
 
@@ -78,7 +80,7 @@ def parse_ac_mode(mode: str) -> tuple[str, int]:
             k = 0
         if k >= 1:
             return "every", k
-    raise ValueError(f"ac_mode must be one of {AC_MODES} (K >= 1), got {mode!r}")
+    raise TrainConfigError(f"ac_mode must be one of {AC_MODES} (K >= 1), got {mode!r}")
 
 
 def _op_policy():
@@ -131,7 +133,7 @@ def resolve_reshard(value: str | bool, mesh: DeviceMesh) -> bool:
         return True
     if v in ("false", "0", "no"):
         return False
-    raise ValueError(f"reshard_after_forward must be auto | true | false, got {value!r}")
+    raise TrainConfigError(f"reshard_after_forward must be auto | true | false, got {value!r}")
 
 
 def apply_fsdp(model: nn.Module, mesh: DeviceMesh, *, param_dtype: torch.dtype, reduce_dtype: torch.dtype,

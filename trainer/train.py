@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -36,13 +37,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
 
-from skypile.mix import MixError
+from skypile.errors import OneLineParser, UserError, print_error
+from skypile.io import check_output_dir
 
-from .checkpoint import Checkpointer, check_intact
-from .config import TrainConfig, apply_overrides, get_config
+from .checkpoint import CheckpointError, Checkpointer, check_intact, verify_checksums
+from .config import TrainConfig, TrainConfigError, apply_overrides, get_config
 from .data import PackedDataset, PackedLoader, check_data, load_val_windows
-from .inputs import (ResumeError, ShardError, absolute_paths, copy_tokenizer, data_identity, manifest_tokenizer,
-                     resolve_data)
+from .inputs import ResumeError, absolute_paths, copy_tokenizer, data_identity, manifest_tokenizer, resolve_data
 from .model import build_model, flops_per_token, num_params, peak_tflops_for
 from .parallelize import build_mesh, parallelize
 from .schedule import build_scheduler, decay_steps_for, describe
@@ -65,7 +66,7 @@ def init_distributed(device: str = "auto") -> Dist:
     """Join torchrun's group, or make a 1-process group so FSDP2 and DCP run unchanged."""
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but CUDA is not available")
+        raise TrainConfigError("device=cuda but CUDA is not available")
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -85,7 +86,7 @@ def init_distributed(device: str = "auto") -> Dist:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(prog="skypile-train", description=__doc__,
+    parser = OneLineParser(prog="skypile-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="preset: tiny | 1b | skywork-13b")
     parser.add_argument("--data", nargs="+", metavar="SHARD_DIR",
@@ -197,8 +198,27 @@ def train(cfg: TrainConfig) -> list[dict]:
         rows = _train(cfg, env, run_dir)  # its data loader workers are stopped when it returns or raises
         finished = True
         return rows
+    except (UserError, OSError) as exc:
+        if env.rank != 0 and env.world_size > 1:
+            await_rank0(exc)  # with the group still up: a peer in a collective keeps waiting instead of failing loudly
+        raise
     finally:
         shutdown_distributed(env, finished=finished)
+
+
+USER_ERROR_GRACE_S = 5.0
+
+
+def await_rank0(exc: BaseException) -> None:
+    """A user error on a rank other than 0 (under torchrun): rank 0 nearly always meets the same one (config,
+    data and output checks run on every rank) and says so, in one line.  Its exit makes torchrun stop the other
+    ranks: SIGTERM, which then exits 2 here, quietly.  A rank still running after the grace period met an error
+    of its own, and prints it (:func:`main`)."""
+    if getattr(exc, "awaited", False):
+        return
+    exc.awaited = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(2))
+    time.sleep(USER_ERROR_GRACE_S)
 
 
 def shutdown_distributed(env: Dist, *, finished: bool) -> None:
@@ -247,20 +267,21 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
 
 def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitStack) -> list[dict]:
     rank, world, device = env.rank, env.world_size, env.device
+    check_output_dir(str(run_dir), "run_dir")  # every rank, before any work: one that cannot write fails alone
     data = resolve_data(cfg)  # every source the mix weights is in the data, one tokenizer, trainable shards
     tok = data.tokenizer
     if cfg.model.vocab_size <= 0:
         if not tok.get("vocab_size"):
-            raise ValueError("model.vocab_size=0 needs tokenizer.vocab_size in the manifest")
+            raise TrainConfigError("model.vocab_size=0 needs tokenizer.vocab_size in the manifest")
         cfg.model.vocab_size = 64 * math.ceil(int(tok["vocab_size"]) / 64)
     elif tok.get("vocab_size") and tok["vocab_size"] > cfg.model.vocab_size:
-        raise ValueError(f"tokenizer vocab {tok['vocab_size']} > model vocab {cfg.model.vocab_size}")
+        raise TrainConfigError(f"tokenizer vocab {tok['vocab_size']} > model vocab {cfg.model.vocab_size}")
     if cfg.seq_len > cfg.model.max_seq_len:
-        raise ValueError(f"seq_len {cfg.seq_len} > model.max_seq_len {cfg.model.max_seq_len}")
+        raise TrainConfigError(f"seq_len {cfg.seq_len} > model.max_seq_len {cfg.model.max_seq_len}")
     if cfg.grad_sync not in GRAD_SYNC:
-        raise ValueError(f"grad_sync must be one of {GRAD_SYNC}, got {cfg.grad_sync!r}")
+        raise TrainConfigError(f"grad_sync must be one of {GRAD_SYNC}, got {cfg.grad_sync!r}")
     if cfg.bad_data not in ("error", "skip"):
-        raise ValueError(f"bad_data must be 'error' or 'skip', got {cfg.bad_data!r}")
+        raise TrainConfigError(f"bad_data must be 'error' or 'skip', got {cfg.bad_data!r}")
 
     grad_accum = cfg.grad_accum
     if cfg.global_batch_tokens > 0:
@@ -465,11 +486,21 @@ def resume(ckpt: Checkpointer, cfg: TrainConfig, model, optimizer, device: torch
         candidates = [Path(cfg.resume)]
         problem = check_intact(candidates[0])
         if problem:
-            raise ValueError(f"resume={cfg.resume}: checkpoint is not intact ({problem})")
+            raise CheckpointError(f"resume={cfg.resume}: checkpoint is not intact ({problem})")
+    rank, world = dist.get_rank(), dist.get_world_size()
     for path in candidates:
         problem = check_intact(path)
         if problem:
             log.warning("checkpoint %s is not intact (%s): trying the previous one", path, problem)
+            continue
+        problem = verify_checksums(path, part=(rank, world))  # each rank reads 1/world of the files
+        damaged = torch.tensor([0.0 if problem is None else 1.0], device=device)
+        dist.all_reduce(damaged, op=dist.ReduceOp.MAX)  # all ranks take the same checkpoint
+        if damaged.item():
+            if cfg.resume != "auto":
+                raise CheckpointError(f"resume={cfg.resume}: checkpoint is damaged ({problem or 'found by another rank'})")
+            if problem:
+                log.warning("checkpoint %s is damaged (%s): trying the previous one", path, problem)
             continue
         error = None
         try:
@@ -481,12 +512,13 @@ def resume(ckpt: Checkpointer, cfg: TrainConfig, model, optimizer, device: torch
         if failed.item() == 0:
             return path, state
         if cfg.resume != "auto":
-            raise RuntimeError(f"resume={cfg.resume}: loading failed") from error
+            raise CheckpointError(f"resume={cfg.resume}: loading failed ({type(error).__name__}: {error})"
+                                  if error else f"resume={cfg.resume}: loading failed on another rank") from error
         log.warning("checkpoint %s failed to load (%s): trying the previous one", path,
                     f"{type(error).__name__}: {error}" if error else "on another rank")
     if candidates:  # never train from scratch over a run directory that holds checkpoints
-        raise RuntimeError(f"no checkpoint in {ckpt.dir} can be resumed from (see the warnings above); "
-                           "resume=none starts from scratch")
+        raise CheckpointError(f"no checkpoint in {ckpt.dir} can be resumed from (see the warnings above); "
+                              "resume=none starts from scratch")
     return None, {}
 
 
@@ -567,11 +599,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return export_main(args[1:])
     try:
-        cfg = parse_args(args)
-        train(cfg)
-    except (ShardError, MixError, ResumeError) as exc:  # the user's data, mix or run directory: one line, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        train(parse_args(args))
+    except (UserError, OSError) as exc:  # one line, exit 2 on every rank; rank 0 says why (see await_rank0)
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        if rank != 0 and world > 1:
+            await_rank0(exc)
+        return print_error(exc, where=f"rank {rank}" if rank else "")
     return 0
 
 

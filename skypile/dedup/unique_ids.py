@@ -3,39 +3,63 @@
 Joins, dedup verdicts, dead letters and resumes all name documents by id, so
 two different documents must never share one.  Crawls break this: WARC
 writers reuse record ids, tools emit a constant id, JSONL rows repeat theirs.
-Facts are ``(id, (content hash, split, row))``; in a group of documents sharing
-an id, the one with the smallest ``(hash, split, row)`` keeps it, and every
-other gets ``<id>#<first 8 hex digits of its text's hash>``, with ``.<n>`` added
-for the n-th further copy of the same text (those copies are exact duplicates,
-which exact dedup drops when the recipe has it).  New ids depend only on the
-group's contents, so they are the same on every executor and every re-run.
-Each rename is counted as ``changed.id_renamed``.
+In a group of documents sharing an id, the one with the smallest ``(content
+hash, split, row)`` keeps it, and every other gets ``<id>#<first 8 hex digits of
+its text's hash>``, with ``.<n>`` added when that is taken (the n-th further
+copy of the same text: exact duplicates, which exact dedup drops when the recipe
+has it).  New ids depend only on the group's contents, so they are the same on
+every executor and every re-run.  Each rename is counted as ``changed.id_renamed``.
+
+**Unique by construction.**  A new id could equal an id already in the input
+(re-exporting a run's own output next to its source brings ``a`` and ``a#79603211``
+together).  So the facts are grouped not by id but by the id's *root*: the id
+with every trailing ``#<8 hex>`` / ``#<8 hex>.<n>`` taken off.  A new id has the
+same root as the id it renames, so the one group that can make it also holds
+every input id it could collide with, and it picks one that none of them has.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Iterable, Iterator
 
 from skypile.corpus import Coll, Decision, DocRef
 from skypile.document import Document
 
 STAGE = "unique_ids"
+_RENAMED = re.compile(r"#[0-9a-f]{8}(?:\.[0-9]+)?$")  # what a rename appends
 
 
 def content_hash(doc: Document) -> bytes:
     return hashlib.blake2b(doc.text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _renames(group: tuple[str, Iterable[tuple[bytes, str, int]]]) -> Iterator[tuple[DocRef, str]]:
-    doc_id, members = group
-    seen: dict[bytes, int] = {}
-    for i, (digest, split, row) in enumerate(sorted(members)):
-        copy = seen[digest] = seen.get(digest, -1) + 1
-        if i == 0:
-            continue  # the first keeps its id
-        suffix = f"#{digest[:4].hex()}" + (f".{copy}" if copy else "")
-        yield DocRef(split, row), doc_id + suffix
+def id_root(doc_id: str) -> str:
+    """``doc_id`` without the suffixes renames append: ``a#79603211.1#0badcafe`` -> ``a``."""
+    while True:
+        root = _RENAMED.sub("", doc_id)
+        if root == doc_id:
+            return root
+        doc_id = root
+
+
+def _renames(group: tuple[str, Iterable[tuple[str, bytes, str, int]]]) -> Iterator[tuple[DocRef, str]]:
+    """One root's documents: the first of each id keeps it, the others get an id no member has."""
+    _, members = group
+    taken: set[str] = set()
+    again: list[tuple[str, bytes, str, int]] = []
+    for member in sorted(members):  # by id, then (hash, split, row): the smallest of an id keeps it
+        if member[0] in taken:
+            again.append(member)
+        taken.add(member[0])
+    for doc_id, digest, split, row in again:
+        new = f"{doc_id}#{digest[:4].hex()}"
+        copy = 0
+        while (candidate := new + (f".{copy}" if copy else "")) in taken:
+            copy += 1
+        taken.add(candidate)
+        yield DocRef(split, row), candidate
 
 
 class UniqueIds:
@@ -44,8 +68,8 @@ class UniqueIds:
     def __init__(self) -> None:
         self._renamed = 0
 
-    def facts(self, doc: Document, ref: DocRef) -> Iterator[tuple[str, tuple[bytes, str, int]]]:
-        yield doc.id, (content_hash(doc), ref.split, ref.row)
+    def facts(self, doc: Document, ref: DocRef) -> Iterator[tuple[str, tuple[str, bytes, str, int]]]:
+        yield id_root(doc.id), (doc.id, content_hash(doc), ref.split, ref.row)
 
     def decide(self, facts: Coll) -> Decision:
         return Decision(verdicts=facts.group_by_key().flat_map(_renames))

@@ -56,8 +56,17 @@ def add_eval_parser(sub) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from skypile.evaluation.models import EvalError, load_model
+    from skypile.io import check_output_dir
 
     try:
+        for option, value, least in (("--max-docs", args.max_docs, 1), ("--batch-tokens", args.batch_tokens, 1),
+                                     ("--stride", args.stride, 1), ("--context", args.context, 2),
+                                     ("--bootstrap", getattr(args, "bootstrap", None), 1)):
+            if value is not None and value < least:
+                raise EvalError(f"{option} must be at least {least}, got {value}")
+        if not getattr(args, "margin", 0.0) >= 0:  # NaN too
+            raise EvalError(f"--margin must be at least 0, got {args.margin}")
+        check_output_dir(args.out, "--out")
         model = load_model(args.model, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer, context=args.context,
                            trust_remote_code=args.trust_remote_code)
         if args.ecmd == "ppl":

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from skypile import io
-from skypile.evaluation.models import ScoringModel
+from skypile.evaluation.models import EvalError, ScoringModel
 from skypile.evaluation.scoring import DocScore, read_set, score_texts
 
 def _loss(nll: np.ndarray, tokens: np.ndarray) -> float:
@@ -94,6 +94,10 @@ def evaluate_leakage(model: ScoringModel, train: str, test: str, ref: str, *, ma
               for k, s in sets.items()}
     losses = {k: _loss(np.array([d.nll for d in v]), np.array([d.n_tokens for d in v], dtype=np.float64))
               for k, v in scores.items()}
+    broken = [k for k, v in losses.items() if not np.isfinite(v)]
+    if broken:  # a NaN would read as "no sign of leakage": no verdict without numbers
+        raise EvalError(f"the loss on the {', '.join(broken)} set is not finite ({', '.join(str(losses[k]) for k in broken)}): "
+                        "no leakage verdict can be drawn")
     rng = np.random.default_rng(seed)
     boot = {k: bootstrap_losses(scores[k], bootstrap, rng) for k in ("train", "test", "ref")}
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from skypile.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def activation_bytes(dim: int, ffn: int, dtype) -> int:
     return 2 * (5 * dim + 3 * ffn) * dtype.itemsize
 
 
-class EvalError(ValueError):
+class EvalError(UserError):
     """Bad input to an evaluation (missing model or set, empty set, unreadable files): one clear line."""
 
 
@@ -191,6 +193,11 @@ def _load_trainer(path: Path, kind: str, device, dtype, tokenizer: str | None) -
     sp = load_tokenizer(sp_path)
     if sp.get_piece_size() > mcfg.vocab_size:
         raise EvalError(f"tokenizer {sp_path} has {sp.get_piece_size()} pieces > the model's vocab {mcfg.vocab_size}")
+    from skypile.trainer.checkpoint import verify_checksums
+
+    damaged = verify_checksums(ckpt)
+    if damaged:
+        raise EvalError(f"checkpoint {ckpt} is damaged ({damaged})")
     model = build_model(mcfg, "cpu")  # default init; every weight is overwritten from the checkpoint
     state = {"model": model.state_dict()}
     try:

@@ -29,8 +29,6 @@ with no text at all is an error.
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,7 +36,9 @@ from pathlib import Path
 from typing import Iterator
 
 from skypile.evaluation.models import EvalError, ScoringModel
+from skypile.document import Dropped
 from skypile.readers.jsonl import paragraphs
+from skypile.readers.rows import iter_rows, open_text
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".parquet", ".txt.gz", ".txt")
 
@@ -99,24 +99,19 @@ def _iter_file(path: Path, dropped: Counter) -> Iterator[str]:
                 else:
                     yield text
         return
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
-        if ".txt" in name:
+    if ".txt" in name:
+        with open_text(str(path)) as f:  # gzip or not, by its bytes
             yield from paragraphs(f)
-            return
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                dropped["bad_json"] += 1
-                continue
-            text = _record_text(record)
-            if text is None:
-                dropped["no_text_field"] += 1
-            else:
-                yield text
+        return
+    for _, record in iter_rows(str(path)):  # JSON lines or one array, gzip or not
+        if isinstance(record, Dropped):
+            dropped[record.reason] += 1
+            continue
+        text = _record_text(record)
+        if text is None:
+            dropped["no_text_field"] += 1
+        else:
+            yield text
 
 
 def read_set(path: str | Path, *, name: str | None = None, max_docs: int | None = None, seed: int = 0) -> TextSet:

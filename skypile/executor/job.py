@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -22,14 +23,12 @@ from skypile.corpus import REPORT_FIELDS
 from skypile.config import ConfigError, RunConfig
 from skypile.executor.pack import ShardInfo, ShardPlan, write_shard
 from skypile.executor.plan import Pass, compile_passes
-from skypile.executor.rundir import OutputError, RunDir, fingerprint, merge_stats
-from skypile.readers.sources import InputError, Split, expand_inputs, file_identity
+from skypile.executor.rundir import MANAGED, OutputError, RunDir, fingerprint, merge_stats
+from skypile.readers.sources import Split, expand_inputs, file_identity
 from skypile.recipes import Recipe, build_recipe
 from skypile.stage import StageStats
 
 log = logging.getLogger(__name__)
-
-UserError = (ConfigError, InputError, OutputError)
 
 
 @dataclass
@@ -91,7 +90,7 @@ def _reused_tables(cfg: RunConfig, recipe: Recipe) -> dict[str, Any]:
 
 
 def prepare(cfg: RunConfig) -> Job:
-    """Validate and plan; raises a :data:`UserError` with a one-line message for anything the user can fix."""
+    """Validate and plan; raises a :class:`~skypile.errors.UserError` with a one-line message for anything the user can fix."""
     if not cfg.output.path:
         raise ConfigError("no output directory (--output)")
     if not cfg.input.paths:
@@ -108,15 +107,27 @@ def prepare(cfg: RunConfig) -> Job:
                 raise ConfigError(str(exc)) from None
     passes = compile_passes(recipe.steps)
     inputs = expand_inputs(cfg.input.paths)
+    run = RunDir(cfg.output.path)
+    if cfg.output.overwrite:
+        _refuse_inputs_under(run, inputs)
     recipe.source.check(inputs)
     tok = _tokenizer_info(recipe)
     fitted = _reused_tables(cfg, recipe)
     identities = [file_identity(p) for p in inputs]
     fp = fingerprint(cfg.fingerprint_dict(), identities, {"tokenizer": tok.get("sha256", ""), "steps": recipe.stage_names, "fitted": fitted})
-    run = RunDir(cfg.output.path)
     job = Job(cfg, recipe, passes, inputs, recipe.source.splits(inputs), run, fp, tok, fitted)
     job.done = run.complete(fp) if not cfg.output.overwrite else None
     return job
+
+
+def _refuse_inputs_under(run: RunDir, inputs: list[str]) -> None:
+    """``--overwrite`` clears what the output holds of a run before reading: an input in there would be deleted unread."""
+    root = run.root.rstrip("/") + "/"
+    for path in inputs:
+        full = path if "://" in path and not path.startswith("file://") else os.path.abspath(path.removeprefix("file://"))
+        if full.startswith(root) and full[len(root):].split("/", 1)[0] in MANAGED:
+            raise OutputError(f"--overwrite would delete input {path}: it lies under the output {run.root}; "
+                              "write to another --output, or move the input out first")
 
 
 def claim(job: Job) -> None:

@@ -37,16 +37,13 @@ import pyarrow.fs as pafs
 
 import skypile
 from skypile import io
+from skypile.errors import OutputError  # noqa: F401 - raised here, imported from here by callers
 from skypile.readers.sources import Split
 from skypile.stage import StageStats
 
 WORK = "_work"
 MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet")
 FACTS_CHUNK = 4096
-
-
-class OutputError(ValueError):
-    """The output directory cannot take this run (held by another run, not writable, a file)."""
 
 
 @dataclass
@@ -207,7 +204,14 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """An exclusive lock file (local directories; object stores have no atomic create)."""
+        """An exclusive lock on ``DIR/.skypile.lock`` (local directories; object stores have no locks).
+
+        The lock is the kernel's (``flock``), not the file's existence: a lock whose process died is
+        free again by itself, and two processes can never both take it (taking over a stale lock
+        file by unlinking it raced: a second process could unlink the first one's fresh lock).
+        The file names the holder, for the message; it is removed while still locked, and a lock
+        taken on a file that was removed meanwhile is taken again on the new one.
+        """
         if not self.local:
             yield
             return
@@ -218,26 +222,41 @@ class RunDir:
         except OSError as exc:
             raise OutputError(f"cannot create output {self.root}: {exc.strerror or exc}") from None
         path = os.path.join(self.root, ".skypile.lock")
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read_lock(path)
-                if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid", -1)):
-                    os.unlink(path)  # stale: its process is gone
-                    continue
-                raise OutputError(f"output {self.root} is in use by another run ({holder or 'unknown'}); lock file {path}") from None
-            except PermissionError as exc:
-                raise OutputError(f"cannot write to output {self.root}: {exc.strerror}") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
+        fd = _take_lock(path, self.root)
         try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
             yield
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            os.close(fd)  # releases the lock
+
+
+def _take_lock(path: str, root: str) -> int:
+    """An fd of ``path`` holding its exclusive ``flock``; :class:`OutputError` when another process holds it."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write to output {root}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"output {root} is in use by another run ({_read_lock(path) or 'unknown'}); lock file {path}") from None
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"cannot lock output {root}: {exc.strerror or exc}") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder removed the file between our open and our lock: lock the new one
 
 
 class FactsWriter:
@@ -264,14 +283,6 @@ def _read_lock(path: str) -> dict:
             return json.load(f)
     except (OSError, ValueError):
         return {}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def merge_stats(stats: Iterable[StageStats]) -> StageStats:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skypile.document import Document, Dropped
+from skypile.errors import UserError
 from skypile.quality.text import has_letters, paragraphs
 
 STAGE = "perplexity"
@@ -31,7 +32,7 @@ _MODELS: dict[tuple[str, str], "LanguageModel"] = {}
 _LOCK = threading.Lock()
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """A quality model that is missing or cannot be loaded (a configuration problem: raised at start-up)."""
 
 

@@ -1,10 +1,11 @@
-"""Documents from JSONL(.gz) or Parquet files: clean corpora, held-out sets, other tools' output.
+"""Documents from JSON (lines or one array, gzipped or not) or Parquet files: clean corpora, held-out sets, other tools' output.
 
 One reader for every place that takes such files (``skypile export``, tokenizer
 training, the trainer's validation sets), so they agree on the fields
 (``text`` or ``content``, optional ``id``/``url``/``source``/``lang``) and on
-what a bad line is.  Both formats are streamed (a line, or a Parquet record
-batch, at a time), so memory does not grow with the file.
+what a bad line is.  Both formats are streamed (a line or array element, or a
+Parquet record batch, at a time: :mod:`skypile.readers.rows`), so memory does
+not grow with the file.
 
 A bad line or row is a ``read`` drop with a reason, never an exception; text
 holding lone surrogates (valid JSON, ``"\\ud800"``, but not encodable as UTF-8)
@@ -13,9 +14,7 @@ has them replaced by U+FFFD so no later stage or writer chokes on it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io as pyio
 import json
 import re
 from pathlib import PurePosixPath
@@ -42,7 +41,7 @@ def _derived_id(path: str, where: int) -> str:
 
 
 def check_document_file(path: str) -> None:
-    """Raise :class:`~skypile.readers.sources.InputError` unless ``path`` is a readable JSONL/Parquet document file."""
+    """Raise :class:`~skypile.readers.sources.InputError` unless ``path`` is a readable JSON/Parquet document file."""
     from skypile.readers.sources import DOCUMENT_SUFFIXES, InputError
 
     if not path.endswith(DOCUMENT_SUFFIXES):
@@ -55,42 +54,48 @@ def check_document_file(path: str) -> None:
             if not any(t in names for t in TEXT_FIELDS):
                 raise InputError(f"input {path}: Parquet file has no 'text' or 'content' column (columns: {', '.join(names)})")
         else:
-            with fs.open_input_stream(p, compression=None) as f:
-                f.read(1)
+            check_json_file(path)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable or corrupt: a user error naming the file
         raise InputError(f"cannot read input {path}: {type(exc).__name__}: {exc}") from None
 
 
+def check_json_file(path: str, probe_lines: int = 20) -> None:
+    """Refuse a file that is neither JSON lines nor a JSON array (a CSV or text file by another name), with one
+    line: JSON lines whose first ``probe_lines`` non-blank lines all fail to parse.  Later bad lines are counted drops."""
+    from skypile.readers.rows import json_layout, open_text
+    from skypile.readers.sources import InputError
+
+    if json_layout(path) == "array":
+        return
+    with open_text(path) as f:
+        seen = 0
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+                return
+            except json.JSONDecodeError:
+                seen += 1
+                if seen >= probe_lines:
+                    break
+    if seen:
+        raise InputError(f"input {path}: neither JSON lines nor a JSON array (its first {seen} non-blank lines are not JSON)")
+
+
 def read_documents(path: str, source: str = "") -> Iterator[Document | Dropped]:
-    """Rows of a JSONL(.gz) file (``text``/``content`` + optional id/url/source/lang) or a Parquet file."""
+    """Rows of a JSON file (lines or one array; gzipped or not: ``text``/``content`` + optional id/url/source/lang)
+    or a Parquet file, as documents."""
     if path.endswith(".parquet"):
         yield from _read_parquet(path, source)
         return
+    from skypile.readers.rows import iter_rows
+
     name = PurePosixPath(path).name
-    fs, p = io.filesystem_and_path(path)
-    with fs.open_input_stream(p, compression=None) as raw:
-        binary = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-        f = pyio.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace")
-        lineno = 0
-        try:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    yield _row_to_document(line, path, name, lineno, source)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:  # truncated or corrupt .gz: the rest is lost, counted once
-            yield drop("read", "truncated_input", detail=f"{name} after line {lineno}: {type(exc).__name__}: {exc}")
-
-
-def _row_to_document(line: str, path: str, name: str, lineno: int, source: str) -> Document | Dropped:
-    ref = f"{name}:{lineno}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return drop("read", "bad_json", detail=f"{ref}: {exc}")
-    if not isinstance(row, dict):
-        return drop("read", "bad_json", detail=f"{ref}: not a JSON object")
-    return _document(row, path, name, lineno, source, ref)
+    for row, rec in iter_rows(path):
+        yield rec if isinstance(rec, Dropped) else _document(rec, path, name, row, source, f"{name}:{row}")
 
 
 def _document(row: dict[str, Any], path: str, name: str, where: int, source: str, ref: str) -> Document | Dropped:

@@ -22,12 +22,13 @@ import pyarrow.fs as pafs
 
 from skypile import io
 from skypile.document import Document, Dropped, RawRecord
+from skypile.errors import UserError
 
 STAGE = "read"
 DOCUMENT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".json", ".parquet")
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input the user must fix: missing, unreadable, or not in a format we read."""
 
 
@@ -51,11 +52,57 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             matches = _expand_uri(pat)
         else:
             local = pat.removeprefix("file://")
-            matches = sorted(os.path.abspath(p) for p in glob.glob(local, recursive=True) if os.path.isfile(p))
+            found = _walk_glob(local) if "**" in local else glob.glob(local)
+            matches = sorted({os.path.abspath(p) for p in found if os.path.isfile(p)})
         if not matches:
             raise InputError(f"no input file matches {pat!r}")
         out.extend(m for m in matches if m not in out)
     return out
+
+
+def _walk_glob(pattern: str) -> Iterator[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` never enters a symbolic link to a directory.
+
+    ``glob`` follows them, so a link back up the tree repeats every file below it until the path is too
+    long (18 files read as 1,337), and two such links make the walk exponential.  As in ``glob``,
+    names starting with a dot match only a pattern part that starts with one.
+    """
+    parts = pattern.split(os.sep)
+    root = os.sep if pattern.startswith(os.sep) else os.curdir
+    yield from _match(root, [p for p in parts if p] if pattern.startswith(os.sep) else parts, root == os.curdir)
+
+
+def _match(base: str, parts: list[str], relative: bool) -> Iterator[str]:
+    def child(name: str) -> str:
+        return name if relative and base == os.curdir else os.path.join(base, name)
+
+    if not parts:
+        yield base
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        yield from _match(base, rest, relative)  # ** as no directory at all
+        for entry in _scan(base):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _match(child(entry.name), parts, relative)
+            elif not rest:
+                yield child(entry.name)
+    elif glob.has_magic(head):
+        for entry in _scan(base):
+            if fnmatch.fnmatchcase(entry.name, head) and (head.startswith(".") or not entry.name.startswith(".")):
+                yield from _match(child(entry.name), rest, relative)
+    elif os.path.lexists(child(head)):
+        yield from _match(child(head), rest, relative)
+
+
+def _scan(folder: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError:  # not a directory, or unreadable: matches nothing, as in glob
+        return []
 
 
 def _expand_uri(pattern: str) -> list[str]:

@@ -10,7 +10,7 @@ plain-text :class:`RawRecord`, and everything else is dropped with a reason:
 * ``not_http_response``    a response record without an HTTP message (e.g. ``dns:``)
 * ``bad_http_headers``     the HTTP header block does not parse
 * ``payload_too_large``    record bigger than ``max_payload_bytes`` (never read into memory)
-* ``bad_content_encoding`` gzip/deflate/br body that does not inflate
+* ``bad_content_encoding`` gzip/deflate/br body that does not inflate (gzip/deflate: or is cut off)
 * ``bad_content_length``   Content-Length missing or not a number; in gzip files also one
   smaller than the record (the rest of the record would be lost silently)
 * ``truncated_record``     gzip: the record's data ends before its Content-Length does
@@ -693,7 +693,9 @@ def _dechunk(body: bytes) -> bytes:
 def _decode_content(body: bytes, encoding: str, max_out: int) -> bytes | None:
     """Inflate a gzip/deflate/br body; bodies already stored decoded are passed through.
 
-    Returns ``None`` when the body is encoded but does not decode (or exceeds ``max_out``).
+    Returns ``None`` when the body is encoded but does not decode, is cut off before the end of its
+    compressed stream (a truncated download: keeping the part would keep a fraction of the page as if
+    whole), or exceeds ``max_out``.
     """
     try:
         if encoding in ("gzip", "x-gzip"):
@@ -710,7 +712,7 @@ def _decode_content(body: bytes, encoding: str, max_out: int) -> bytes | None:
         else:
             return body  # unknown coding label: leave the bytes to charset/HTML sniffing
         out = d.decompress(body, max_out + 1)
-        return out if len(out) <= max_out else None
+        return out if len(out) <= max_out and d.eof else None
     except zlib.error:
         return None
 

@@ -13,7 +13,6 @@ characters and Chinese words) is :mod:`skypile.tokenizer.build`.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -28,6 +27,8 @@ import sentencepiece as spm
 from skypile import io
 from skypile.document import Document, Dropped, token_type_for
 from skypile.readers.jsonl import iter_texts
+from skypile.readers.rows import open_text
+from skypile.readers.sources import InputError
 from skypile.stage import drop
 
 MODEL_NAME = "skypile-sp"
@@ -48,11 +49,10 @@ def iter_training_text(paths: Iterable[str], max_line_chars: int = 4096) -> Iter
         name = str(path)
         if ".warc" in name or name.endswith(".wet.txt"):
             texts: Iterable[str] = _texts_from_warc(name)
-        elif name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
+        elif name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
             texts = iter_texts(name)
         else:
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(name, "rt", encoding="utf-8", errors="replace") as f:
+            with open_text(name) as f:  # gzip or not, by its bytes
                 texts = [f.read()]
         for text in texts:
             for line in text.splitlines():
@@ -95,7 +95,7 @@ def train_bpe(
                 f.write(line + "\n")
                 n_lines += 1
         if n_lines == 0:
-            raise ValueError(f"no training text found in {input_files}")
+            raise InputError(f"no training text found in {', '.join(map(str, input_files))}")
         prefix = Path(tmp) / MODEL_NAME
         spm.SentencePieceTrainer.train(
             input=str(corpus),
@@ -166,7 +166,7 @@ def train_tokenizer(
     Writes ``.model``, ``.vocab`` and ``tokenizer.json`` (a card: options, specials,
     sha256, inputs) atomically.
     """
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    io.check_output_dir(out_dir, "tokenizer output")  # before the training, not after it
     model_bytes, n_lines = train_bpe(input_files, vocab_size, character_coverage=character_coverage,
                                      max_sentences=max_sentences, num_threads=num_threads)
     return write_model(out_dir, model_bytes, {"training_lines": n_lines, "inputs": [str(p) for p in input_files]})
