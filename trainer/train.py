@@ -109,12 +109,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def _is_override(arg: str) -> bool:
+    """``--data a b steps=3``: ``steps=3`` is an override, not a directory (so is ``stepz=3``, which
+    apply_overrides then names as unknown, and a bare config key that is no path, ``steps``)."""
+    import re
     import typing
 
     from .config import ModelConfig
 
-    key = arg.split("=", 1)[0].removeprefix("model.") if "=" in arg else ""
-    return bool(key) and (key in typing.get_type_hints(TrainConfig) or key in typing.get_type_hints(ModelConfig))
+    if re.match(r"^[A-Za-z_][\w.-]*=", arg):
+        return True
+    key = arg.removeprefix("model.")
+    return not Path(arg).exists() and (key in typing.get_type_hints(TrainConfig) or key in typing.get_type_hints(ModelConfig))
 
 
 def _max_memory_gib(device: torch.device) -> dict:
@@ -267,8 +272,8 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
 
 def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitStack) -> list[dict]:
     rank, world, device = env.rank, env.world_size, env.device
-    check_output_dir(str(run_dir), "run_dir")  # every rank, before any work: one that cannot write fails alone
     data = resolve_data(cfg)  # every source the mix weights is in the data, one tokenizer, trainable shards
+    check_output_dir(str(run_dir), "run_dir")  # every rank, before any work: one that cannot write fails alone
     tok = data.tokenizer
     if cfg.model.vocab_size <= 0:
         if not tok.get("vocab_size"):
