@@ -247,7 +247,7 @@ def test_bad_input_is_a_clear_error_or_a_counted_drop(eval_base, tmp_path, capsy
     (tmp_path / "data").mkdir()
     tok_path = clean_run(eval_base)[1]
     for digest, ok in ((hashlib.sha256(open(tok_path, "rb").read()).hexdigest(), True), ("0" * 64, False)):
-        (tmp_path / "data" / "manifest.json").write_text(json.dumps({"tokenizer": {"path": tok_path, "sha256": digest}}))
+        (tmp_path / "data" / "manifest.json").write_text(json.dumps({"tokenizer": {"path": tok_path, "sha256": digest}, "shards": []}))
         if ok:
             assert load_model(copy, device="cpu").info["tokenizer"] == tok_path
         else:
