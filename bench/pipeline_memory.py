@@ -50,9 +50,10 @@ def peak(cmd: list[str]) -> tuple[int, float]:
     return int(m.group(1)), float(m.group(2))
 
 
-def build_inputs(tmp: Path) -> tuple[list[str], list[str], int]:
+def build_inputs(tmp: Path, pages: int | None = None) -> tuple[list[str], list[str], int]:
+    """The shared real pages (all, or the first ``pages``) as 4 WARC files (1x), and those copied 4 times (4x)."""
     whole = tmp / "pages.warc.gz"
-    n = build_warc_from_shared(str(whole))
+    n = build_warc_from_shared(str(whole), limit=pages)
     one = split_warc(str(whole), str(tmp / "x1"), 4)
     four = []
     for copy in range(4):
@@ -100,7 +101,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         one, four, n = build_inputs(tmp)
-        runs = [("DirectRunner, 2 workers", ["--workers", "2"]), ("DirectRunner, 1 worker", ["--workers", "1"]),
+        runs = [("DirectRunner, 2 workers", ["--runner", "DirectRunner", "--workers", "2"]), ("DirectRunner, 1 worker", ["--runner", "DirectRunner", "--workers", "1"]),
                 ("in-process (--runner local), 2 workers", ["--runner", "local", "--workers", "2"]),
                 ("in-process (--runner local), 1 worker", ["--runner", "local", "--workers", "1"])]
         for label, extra in runs:

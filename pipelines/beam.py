@@ -13,6 +13,11 @@ beside its output and merged by :func:`skypile.executor.job.finish`, so the
 report is the same on every runner, including portable ones (Flink, Spark,
 the local job service) that return no metrics; Beam metrics (namespace
 ``skypile``, ``<stage>.in|kept|dropped.<reason>``) are for live progress.
+
+The translation uses only what every runner has, Beam's Dask runner included
+(``--runner DaskRunner`` runs :class:`skypile.pipelines.dask_runner.DaskRunner`):
+no tagged outputs (a pass's facts and its part are one output, told apart by
+type), no metrics read back, no reliance on ``Reshuffle``.
 """
 
 from __future__ import annotations
@@ -40,12 +45,12 @@ from skypile import io
 from skypile.corpus import REPORT_FIELDS, Decision, explode
 from skypile.executor import job as jobs
 from skypile.executor.pack import ShardPlan, plan_shards, read_manifest, write_manifest
-from skypile.executor.rundir import RunDir
+from skypile.executor.rundir import PartInfo, RunDir
 from skypile.executor.tasks import TaskDone, run_task
+from skypile.report.clusters import REPORT_SCHEMA
 from skypile.stage import StageStats
 
 NAMESPACE = "skypile"
-FACTS = "facts"
 log = logging.getLogger(__name__)
 
 
@@ -152,7 +157,11 @@ class _Counters:
 
 
 class PassDoFn(beam.DoFn):
-    """One task per element: ``(split, previous part or None, verdicts)`` → facts (tagged) and the new part."""
+    """One task per element: ``(split, previous part or None, verdicts)`` → facts, then the new part.
+
+    One output, not a tagged one: Beam's Dask runner puts every output of a ParDo into one bag, so
+    :func:`build` tells parts (a :class:`PartInfo`) from facts by type instead.
+    """
 
     def __init__(self, pass_: Any, root: str, source: Any, row_group_rows: int, shard_size: int):
         self.pass_, self.root, self.source = pass_, root, source
@@ -168,10 +177,7 @@ class PassDoFn(beam.DoFn):
         for item in run_task(self.pass_, self.run, split, source=self.source, prev=prev, verdicts=verdicts,
                              table=table, row_group_rows=self.row_group_rows, shard_size=self.shard_size,
                              progress=self.counters.update):
-            if isinstance(item, TaskDone):
-                yield item.part
-            else:
-                yield beam.pvalue.TaggedOutput(FACTS, item)
+            yield item.part if isinstance(item, TaskDone) else item
 
 
 class PackDoFn(beam.DoFn):
@@ -186,6 +192,14 @@ class PackDoFn(beam.DoFn):
         info = jobs.pack_shard(self.run, plan, self.tokenized, self.row_group_rows, self.token_type)
         self.rows.inc(info.rows)
         yield info
+
+
+def _is_part(item: Any) -> bool:
+    return isinstance(item, PartInfo)
+
+
+def _is_fact(item: Any) -> bool:
+    return not isinstance(item, PartInfo)
 
 
 def _route(ref_verdict: tuple) -> tuple:
@@ -206,10 +220,11 @@ def _write_fitted(table: Any, root: str, stage: str) -> None:
 def _write_report(rows: beam.PCollection, root: str, stage: str) -> None:
     """``DIR/reports/<stage>.parquet``, as the local executor writes it (one file; rows are ids, not documents)."""
     path = RunDir(root).report_uri(stage)
+    path = io.local_path(path) or path  # Beam's filesystems know gs://, s3://, hdfs:// and plain paths, not file://
     _ = (
         rows
         | f"{stage}/report_rows" >> _opaque(beam.Map(lambda row: dict(zip(REPORT_FIELDS, row))))
-        | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), jobs.REPORT_SCHEMA, file_name_suffix=".parquet",
+        | f"{stage}/write_report" >> beam.io.WriteToParquet(path.removesuffix(".parquet"), REPORT_SCHEMA, file_name_suffix=".parquet",
                                                            num_shards=1, shard_name_template="")
     )
 
@@ -238,8 +253,9 @@ def build(p: beam.Pipeline, job: jobs.Job) -> None:
             if decision.table is not None:
                 side["table"] = beam.pvalue.AsSingleton(decision.table.pcoll)
                 _ = decision.table.pcoll | f"{name}/write_fitted" >> _opaque(beam.Map(_write_fitted, root, name))
-        out = elements | f"pass{pass_.index}" >> _opaque(beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side)).with_outputs(FACTS, main="parts")
-        parts, facts = out.parts, out[FACTS]
+        out = elements | f"pass{pass_.index}" >> _opaque(beam.ParDo(PassDoFn(pass_, root, job.recipe.source, rg, cfg.output.shard_size), **side))
+        parts = out | f"pass{pass_.index}/parts" >> _opaque(beam.Filter(_is_part))
+        facts = out | f"pass{pass_.index}/facts" >> _opaque(beam.Filter(_is_fact)) if pass_.facts_for is not None else None
     fp, shard_size, tokenized, extra = job.fingerprint, cfg.output.shard_size, job.tokenized, job.manifest_extra()
     token_type = job.token_type
     infos = (
@@ -271,6 +287,16 @@ def pipeline_options(cfg: Any, beam_args: Sequence[str]) -> PipelineOptions:
     if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
         args.append("--default_sdk_harness_log_level=WARNING")  # no per-bundle INFO chatter
     return PipelineOptions(args)
+
+
+def _runner(options: PipelineOptions) -> Any:
+    """The runner ``--runner`` names; Beam's DaskRunner is replaced by the one that runs every sink."""
+    name = options.get_all_options().get("runner")
+    if name in ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"):
+        from skypile.pipelines.dask_runner import DaskRunner
+
+        return DaskRunner()
+    return None  # Beam resolves the name
 
 
 class _TaskWatcher:
@@ -319,7 +345,7 @@ def execute(job: jobs.Job, beam_args: Sequence[str] = ()) -> dict:
     options = pipeline_options(job.cfg, beam_args)
     if not log.isEnabledFor(logging.INFO):  # local workers forward every harness warning; keep errors only
         logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    p = beam.Pipeline(options=options)
+    p = beam.Pipeline(runner=_runner(options), options=options)
     build(p, job)
     with _TaskWatcher(job, job.cfg.exec.progress):
         state = p.run().wait_until_finish()

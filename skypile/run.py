@@ -1,14 +1,15 @@
 """Run a recipe: prepare (validate, plan, claim the output), execute in process or on Beam, report.
 
-``exec.runner == "local"`` runs the in-process executor; any other value is a
-Beam runner name (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner,
-PortableRunner, ...), and Beam is imported only then.
+``exec.runner == "local"`` (the default) runs the in-process executor; any other
+value is a Beam runner name (DirectRunner, DaskRunner, DataflowRunner, FlinkRunner,
+SparkRunner, PortableRunner, ...), and Beam is imported only then.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from skypile import io
 from skypile.config import RunConfig
 from skypile.executor import job as jobs
 
@@ -23,6 +24,8 @@ def run(cfg: RunConfig, beam_args: Sequence[str] = ()) -> dict:
     """
     job = jobs.prepare(cfg)
     if job.done is not None:
+        if not io.exists(job.run.uri("report.html")):  # a run finished before runs wrote their page
+            jobs.write_page(job.run.root)
         return {**job.done, "reused": True}
     with job.run.lock():
         jobs.claim(job)

@@ -11,7 +11,9 @@ Beam, from one definition.
 Each executor task keeps one, writes it beside its output as data, and the
 run merges them (:meth:`StageStats.merge`), so the report never depends on
 a runner returning metrics.  Beam metrics mirror the same counter names for
-live progress only.
+live progress only.  Beside the counts it carries the run page's bounded summaries
+(:class:`~skypile.report.sketches.RunSketch`: score histograms, samples, the token
+mix), merged the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar, Union
 
 from skypile.document import Document, Dropped
+from skypile.report.sketches import RunSketch
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -37,6 +40,8 @@ class Stage(Protocol[T, U]):
 # Counter names shared by StageStats and Beam metrics: "<stage>.in", "<stage>.kept",
 # "<stage>.dropped.<reason>".
 CHARS_REMOVED = "chars_removed"  # text a stage removed: dropped documents' and removed segments' characters
+VOLUME = ("chars", "tokens")  # also counted per stage, of documents: "<stage>.chars.in|kept", "<stage>.tokens.in|kept"
+_VOLUME_KEYS = {o: (f"chars.{o}", f"tokens.{o}") for o in ("in", "kept")}
 
 
 def counter_name(stage: str, outcome: str) -> str:
@@ -50,6 +55,7 @@ class StageStats:
     order: list[str] = field(default_factory=list)
     counts: dict[str, Counter] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    sketch: RunSketch = field(default_factory=RunSketch)
 
     def _stage(self, stage: str) -> Counter:
         if stage not in self.counts:
@@ -74,11 +80,20 @@ class StageStats:
     def record_drop(self, drop: Dropped) -> None:
         self.add(drop.stage, f"dropped.{drop.reason}")
 
+    def add_volume(self, stage: str, outcome: str, doc: Document) -> None:
+        """Characters and tokens of a document entering (``in``) or leaving (``kept``) a stage."""
+        c = self.counts.get(stage) or self._stage(stage)
+        chars, tokens = _VOLUME_KEYS[outcome]
+        c[chars] += len(doc.text)
+        if doc.tokens is not None:
+            c[tokens] += len(doc.tokens)
+
     def merge(self, other: "StageStats") -> "StageStats":
         for stage in other.order:
             self._stage(stage).update(other.counts[stage])
             if stage in other.seconds:
                 self.add_time(stage, other.seconds[stage])
+        self.sketch.merge(other.sketch)
         return self
 
     def flat(self) -> dict[str, int]:
@@ -86,7 +101,10 @@ class StageStats:
         return {counter_name(s, k): v for s in self.order for k, v in self.counts[s].items()}
 
     def to_json(self) -> dict:
-        return {"order": self.order, "counts": {s: dict(self.counts[s]) for s in self.order}, "seconds": self.seconds}
+        out = {"order": self.order, "counts": {s: dict(self.counts[s]) for s in self.order}, "seconds": self.seconds}
+        if self.sketch:
+            out["sketch"] = self.sketch.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "StageStats":
@@ -94,6 +112,8 @@ class StageStats:
         for stage in data.get("order", []):
             stats._stage(stage).update(data["counts"].get(stage, {}))
         stats.seconds = {k: float(v) for k, v in data.get("seconds", {}).items()}
+        if "sketch" in data:
+            stats.sketch = RunSketch.from_json(data["sketch"])
         return stats
 
     @classmethod
@@ -141,6 +161,9 @@ class StageStats:
                 "dropped": drops,
                 **({"changed": changed} if changed else {}),
                 **({CHARS_REMOVED: c[CHARS_REMOVED]} if c.get(CHARS_REMOVED) else {}),
+                # of documents only: none for raw records (extract's in), none before tokenize (tokens)
+                **{v: {o: c[f"{v}.{o}"] for o in ("in", "kept") if f"{v}.{o}" in c}
+                   for v in VOLUME if f"{v}.in" in c or f"{v}.kept" in c},
                 "seconds": round(secs, 3),
                 "docs_per_s": round(n_in / secs, 1) if secs > 0 else None,
             }
@@ -151,6 +174,7 @@ class StageStats:
             "dropped_total": dropped_total,
             "balanced": records_in == final_kept + dropped_total,
             "stages": stages,
+            **self.sketch.to_json(),
         }
 
     def write_json(self, path: str, first_stage: str, final_kept: int, extra: dict | None = None) -> dict:

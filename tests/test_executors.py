@@ -7,7 +7,6 @@ verdicts must be routed to the right task), plus the shared crawl samples.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -19,53 +18,25 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from run_fixtures import comparable as _comparable, dead_letters as _dead_letters, free_port, mirrored_warcs, run_job, \
+    shard_hashes as _shard_hashes, wait_for_port
 
-from skypile.cli import main
 from skypile.document import table_to_documents
 from skypile.quality.buckets import quantize
-from skypile.readers.warc_builder import Page, shared_pages, write_warc
 
 # the web recipe scores pages with the quality models (tests/conftest.py builds small ones)
 pytestmark = pytest.mark.usefixtures("quality_models")
-
-VOLATILE = ("seconds", "docs_per_s", "wall_seconds", "executor", "config", "reused")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, shared) -> list[str]:
     shared("html-en", "trafilatura-eval")
-    d = tmp_path_factory.mktemp("warcs")
-    pages = list(shared_pages(limit=60))
-    with open(d / "a.warc.gz", "wb") as f:
-        write_warc(f, pages[:40], "first 40 real pages")
-    mirrors = [Page(url=p.url.replace("://", "://mirror."), body=p.body, charset=p.charset) for p in pages[30:40]]
-    with open(d / "b.warc.gz", "wb") as f:
-        write_warc(f, mirrors + pages[40:60], "10 mirrored + 20 new pages")
-    return [str(d / "a.warc.gz"), str(d / "b.warc.gz"), f"{shared('warc', 'dolma')}/*.warc.gz"]
+    warcs = mirrored_warcs(tmp_path_factory.mktemp("warcs"), first=40, mirrored=10, new=20)
+    return [*warcs, f"{shared('warc', 'dolma')}/*.warc.gz"]
 
 
 def _run(inputs: list[str], out: Path, tokenizer: str, *extra: str) -> tuple[int, dict]:
-    args = ["run", "--output", str(out), "--tokenizer", tokenizer, "--shard-size", "48KB", "--no-progress", *extra]
-    for i in inputs:
-        args += ["--input", i]
-    rc = main(args)
-    stats_file = out / "stats.json"
-    return rc, json.loads(stats_file.read_text()) if stats_file.exists() else {}
-
-
-def _comparable(stats: dict) -> dict:
-    out = {k: v for k, v in stats.items() if k not in VOLATILE}
-    out["stages"] = {s: {k: v for k, v in c.items() if k not in VOLATILE} for s, c in stats["stages"].items()}
-    return out
-
-
-def _shard_hashes(out: Path) -> list[tuple[str, str]]:
-    return [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted((out / "shards").iterdir())]
-
-
-def _dead_letters(out: Path) -> Counter:
-    rows = [json.loads(line) for f in (out / "dropped").glob("*.jsonl") for line in f.read_text().splitlines()]
-    return Counter((r["stage"], r["reason"], r["id"]) for r in rows)
+    return run_job("run", inputs, out, *extra, tokenizer=tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -102,26 +73,15 @@ def test_beam_gives_the_same_shards_and_stats(inputs, tokenizer_model, local_run
     assert not (tmp_path / "beam" / "_work").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_portable_runner_on_the_local_job_service(inputs, tokenizer_model, local_run, tmp_path):
     """The path Flink and Spark take: no metrics come back, the stats still do (they are data)."""
-    port = _free_port()
+    port = free_port()
     service = subprocess.Popen(
         [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
+        wait_for_port(port)
         rc, stats = _run(inputs, tmp_path / "portable", tokenizer_model, "--runner", "PortableRunner",
                          f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK")
     finally:
@@ -271,7 +231,7 @@ def test_a_fitted_table_is_written_and_reused_by_a_later_run(inputs, tokenizer_m
     buckets = Counter(d.metadata.bucket for s in (fit / "shards").iterdir() for d in table_to_documents(pq.read_table(s)))
     assert set(buckets) == {"head", "middle"}
 
-    rc, beam_stats = _run(inputs[:1], tmp_path / "fit-beam", tokenizer_model, "--direct-num-workers", "2", *steps)
+    rc, beam_stats = _run(inputs[:1], tmp_path / "fit-beam", tokenizer_model, "--runner", "DirectRunner", "--direct-num-workers", "2", *steps)
     assert rc == 0 and _comparable(beam_stats) == _comparable(stats)
     assert json.loads((tmp_path / "fit-beam" / "fitted" / "buckets.json").read_text()) == table
 

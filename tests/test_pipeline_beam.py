@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("quality_models")
 
 
 def _run(inputs: list[str], out: Path, tokenizer: str, *extra: str) -> dict:
-    args = ["run", "--output", str(out), "--tokenizer", tokenizer, "--direct-num-workers", "2", "--shard-size", "100KB", "--no-progress", *extra]
+    args = ["run", "--runner", "DirectRunner", "--output", str(out), "--tokenizer", tokenizer, "--direct-num-workers", "2", "--shard-size", "100KB", "--no-progress", *extra]
     for i in inputs:
         args += ["--input", i]
     rc = main(args)

@@ -55,7 +55,7 @@ def test_exact_dedup_keeps_smallest_id_whatever_the_order():
     for order in (docs, list(reversed(docs))):
         stats = StageStats()
         kept, dropped, table = run_corpus_stage(ExactDedup(), order, stats)
-        assert sorted(d.id for d in kept) == ["1", "2"] and table is None
+        assert sorted(d.id for d in kept) == ["1", "2"] and table == {"largest": [["2", 3]]}  # cluster 2: 3 members
         assert sorted(d.id for d in dropped) == ["3", "4"]
         assert all(d.reason == "exact_duplicate" and d.detail == "duplicate of 2" for d in dropped)
         assert stats.to_dict("exact_dedup", final_kept=2)["stages"]["exact_dedup"]["dropped"] == {"exact_duplicate": 2}
@@ -69,7 +69,7 @@ def test_exact_dedup_facts_are_small_and_verdicts_name_locations():
     verdicts = list(stage.decide(MemColl(facts)).verdicts)
     # the same decision from the facts as plain elements (how Beam sees them)
     assert list(stage.decide(MemColl([kv for f in facts for kv in f.explode()])).verdicts) == verdicts
-    assert verdicts == [(DocRef("s0", 0), ("exact_duplicate", "duplicate of 5"))]
+    assert verdicts == [(DocRef("s0", 0), ("exact_duplicate", "5"))]  # (reason, survivor id)
 
 
 def test_stats_merge_adds_counts_and_seconds_and_round_trips():

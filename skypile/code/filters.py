@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from skypile.code.languages import LANGUAGES, language_of
 from skypile.document import Document, Dropped
@@ -41,6 +42,7 @@ class CodeLanguage:
 
     keep: tuple[str, ...] = ()
     name: str = LANG_STAGE
+    measures: ClassVar[tuple[str, ...]] = ("lang",)  # the language mix on the run's page
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.keep) - LANGUAGES)

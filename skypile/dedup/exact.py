@@ -10,7 +10,8 @@ grouped by the hash's first 64 bits (a packed :class:`~skypile.corpus.KeyedFacts
 so the in-process executor groups them with numpy, a key partition at a time),
 split by the other 64, and in each group of two or more every member but the
 one with the smallest ``(id, split, row)`` gets a drop verdict.  The choice depends only
-on the group's contents, so every executor keeps the same copy.
+on the group's contents, so every executor keeps the same copy.  The decision's table is
+its largest groups (:func:`skypile.report.clusters.largest_clusters`), for the run's page.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef, KeyedFacts
 from skypile.document import Document, Dropped
+from skypile.report.clusters import ClusterExamples, largest_clusters
 from skypile.stage import drop
 
 STAGE = "exact_dedup"
@@ -48,10 +50,11 @@ def resolve_group(members: Iterable[Member]) -> tuple[Member, list[Member]]:
 
 
 def _verdicts(group: tuple[tuple[int, bytes], list[Member]]) -> Iterator[tuple[DocRef, tuple[str, str]]]:
+    """A drop verdict ``(reason, survivor id)`` for every member but the survivor."""
     _, members = group
     survivor, dups = resolve_group(members)
     for doc_id, split, row in dups:
-        yield DocRef(split, row), ("exact_duplicate", f"duplicate of {survivor[0]}")
+        yield DocRef(split, row), ("exact_duplicate", survivor[0])
 
 
 def _by_full_hash(group: tuple[int, Iterable[tuple]]) -> Iterator[tuple[tuple[int, bytes], list[Member]]]:
@@ -82,16 +85,25 @@ class ExactDedup:
 
     name = STAGE
 
+    def __init__(self) -> None:
+        self.examples = ClusterExamples()
+
     def facts(self, doc: Document, ref: DocRef) -> Iterator[KeyedFacts]:
         key = dedup_key(doc)  # 128 bits: the first 64 group, the last 64 split a group on the rare 64-bit collision
         yield KeyedFacts(np.frombuffer(key[:8], dtype="<u8").astype(np.uint64), (key[8:], doc.id, ref.split, ref.row))
 
     def decide(self, facts: Coll) -> Decision:
         groups = facts.group_by_key().flat_map(_by_full_hash).filter(lambda kv: _has_copies(kv[1]))
-        return Decision(verdicts=groups.flat_map(_verdicts), report=groups.flat_map(_report))
+        report = groups.flat_map(_report)
+        return Decision(verdicts=groups.flat_map(_verdicts), report=report, table=largest_clusters(report))
 
     def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
         if verdict is None:
+            self.examples.survivor(doc, table)
             return doc
-        reason, detail = verdict
-        return drop(self.name, reason, doc, detail)
+        reason, survivor = verdict
+        self.examples.member(survivor, doc, table)
+        return drop(self.name, reason, doc, f"duplicate of {survivor}")
+
+    def drain_examples(self) -> dict:
+        return self.examples.drain()

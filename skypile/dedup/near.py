@@ -23,7 +23,8 @@ far more than two different articles ever do.  As a corpus stage:
    memory, that was 6.6 GiB at 100k documents).  The verified pairs' connected
    components (:mod:`skypile.dedup.components`, a fixed number of distributed
    rounds) are the clusters, and every member but the smallest ``(id, split, row)``
-   gets a drop verdict.  The report lists every member with its survivor;
+   gets a drop verdict.  The report lists every member with its survivor, and the
+   table holds the largest clusters, for the run's page;
 3. apply: drop the verdict's documents as ``near_duplicate``.
 
 Run it after :class:`~skypile.dedup.segments.RecurringSegments`: a templated
@@ -42,6 +43,7 @@ from skypile.corpus import Coll, Decision, DocRef, KeyedFacts, Union
 from skypile.dedup.components import connected_components
 from skypile.dedup.minhash import MinHasher, band_keys, recall_bands, shingle_hashes
 from skypile.document import Document, Dropped
+from skypile.report.clusters import ClusterExamples, largest_clusters
 from skypile.stage import drop
 
 STAGE = "near_dedup"
@@ -105,8 +107,9 @@ def verified_pairs(group: tuple[int, Iterable[Any]], threshold: float) -> Iterat
 
 
 def _verdict(node_root: tuple[Member, Member]) -> tuple[DocRef, tuple[str, str]]:
+    """A drop verdict ``(reason, survivor id)``."""
     (_, split, row), root = node_root
-    return DocRef(split, row), ("near_duplicate", f"near-duplicate of {root[0]}")
+    return DocRef(split, row), ("near_duplicate", root[0])
 
 
 def _member_rows(node_root: tuple[Member, Member], rule: str) -> tuple[str, str, str]:
@@ -135,6 +138,7 @@ class NearDedup:
         self.bands, self.rows = (bands, rows) if bands and rows else recall_bands(threshold, num_perm)
         self.hasher = MinHasher(num_perm, seed)
         self.word_ngram, self.char_ngram, self.rounds = word_ngram, char_ngram, rounds
+        self.examples = ClusterExamples()
 
     def signature(self, text: str) -> np.ndarray | None:
         shingles = shingle_hashes(text, self.word_ngram, self.char_ngram)
@@ -156,10 +160,16 @@ class NearDedup:
         sent = candidates.flatten(sketches).group_by_key().flat_map(send_sketch)
         edges = sent.flatten(sketches).group_by_key().flat_map(lambda g: verified_pairs(g, threshold))
         components = connected_components(edges, self.rounds)
-        return Decision(verdicts=components.map(_verdict), report=cluster_report(components, self.name))
+        report = cluster_report(components, self.name)
+        return Decision(verdicts=components.map(_verdict), report=report, table=largest_clusters(report))
 
     def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
         if verdict is None:
+            self.examples.survivor(doc, table)
             return doc
-        reason, detail = verdict
-        return drop(self.name, reason, doc, detail)
+        reason, survivor = verdict
+        self.examples.member(survivor, doc, table)
+        return drop(self.name, reason, doc, f"near-duplicate of {survivor}")
+
+    def drain_examples(self) -> dict:
+        return self.examples.drain()

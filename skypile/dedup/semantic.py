@@ -33,6 +33,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef
+from skypile.report.clusters import ClusterExamples, largest_clusters
 from skypile.document import Document, Dropped
 from skypile.stage import drop
 
@@ -112,6 +113,7 @@ class SemanticDedup:
         self.encoder = encoder
         self.threshold, self.n_clusters, self.sample_size = threshold, n_clusters, sample_size
         self.max_group, self.dense_min_docs, self.dense_cos, self.seed = max_group, dense_min_docs, dense_cos, seed
+        self.examples = ClusterExamples()
 
     def facts(self, doc: Document, ref: DocRef) -> Iterator[tuple]:
         vec = self.encoder.encode(doc.text)
@@ -125,15 +127,20 @@ class SemanticDedup:
         grouped = facts.map(_assign, side=model).group_by_key()
         max_group, dense_min, dense_cos = self.max_group, self.dense_min_docs, self.dense_cos
         found = grouped.flat_map(lambda g: _cluster_duplicates(g, th, max_group, dense_min, dense_cos))
-        verdicts = found.filter(lambda t: t[0] == "drop").map(lambda t: (DocRef(t[1][1], t[1][2]), ("semantic_duplicate", f"semantic duplicate of {t[2]}")))
+        verdicts = found.filter(lambda t: t[0] == "drop").map(lambda t: (DocRef(t[1][1], t[1][2]), ("semantic_duplicate", t[2])))
         report = found.filter(lambda t: t[0] == "report").map(lambda t: t[1])
-        return Decision(verdicts=verdicts, report=report)
+        return Decision(verdicts=verdicts, report=report, table=largest_clusters(report, rule=STAGE))
 
     def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
         if verdict is None:
+            self.examples.survivor(doc, table)
             return doc
-        reason, detail = verdict
-        return drop(self.name, reason, doc, detail)
+        reason, survivor = verdict
+        self.examples.member(survivor, doc, table)
+        return drop(self.name, reason, doc, f"semantic duplicate of {survivor}")
+
+    def drain_examples(self) -> dict:
+        return self.examples.drain()
 
 
 def _centre(x: np.ndarray, mean: np.ndarray) -> np.ndarray:

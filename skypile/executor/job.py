@@ -4,7 +4,8 @@
 (inputs, tokenizer, output directory) and fixes the plan: recipe → passes,
 inputs → splits, fingerprint.  An executor then runs the passes and the
 packing; :func:`finish` merges the task stats (written as data beside the
-output, so no runner's metrics are needed) into ``stats.json``.
+output, so no runner's metrics are needed) into ``stats.json`` and writes the
+run's page, ``report.html`` (:mod:`skypile.report.page`), from the run's files.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import pyarrow as pa
-
 from skypile import io
-from skypile.corpus import REPORT_FIELDS
 from skypile.config import ConfigError, RunConfig
 from skypile.executor.pack import ShardInfo, ShardPlan, write_shard
 from skypile.executor.plan import Pass, compile_passes
 from skypile.executor.rundir import MANAGED, OutputError, RunDir, fingerprint, merge_stats
 from skypile.readers.sources import Split, expand_inputs, file_identity
 from skypile.recipes import Recipe, build_recipe
+from skypile.report.clusters import write_stage_report
 from skypile.stage import StageStats
 
 log = logging.getLogger(__name__)
@@ -138,30 +137,9 @@ def write_fitted(run: RunDir, stage: str, table: Any) -> None:
     io.atomic_write_text(run.fitted_uri(stage), json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
-REPORT_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in REPORT_FIELDS])
-
-
 def write_report(run: RunDir, stage: str, rows: Iterable[tuple]) -> int:
     """A corpus stage's report rows (see :class:`skypile.corpus.Decision`) to ``DIR/reports/<stage>.parquet``."""
-    import pyarrow.parquet as pq
-
-    batch: list[tuple] = []
-    n = 0
-    with io.atomic_output(run.report_uri(stage)) as out, pq.ParquetWriter(out, REPORT_SCHEMA) as writer:
-        def flush() -> None:
-            if batch:
-                writer.write_table(pa.Table.from_arrays([pa.array(col, pa.string()) for col in zip(*batch)], schema=REPORT_SCHEMA))
-                batch.clear()
-
-        for row in rows:
-            batch.append(row)
-            n += 1
-            if len(batch) >= 65536:
-                flush()
-        flush()
-        if n == 0:
-            writer.write_table(REPORT_SCHEMA.empty_table())
-    return n
+    return write_stage_report(run.report_uri(stage), rows)
 
 
 def pack_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: int, token_type: str = "uint16") -> ShardInfo:
@@ -193,6 +171,8 @@ def finish(job: Job, manifest: dict, executor: str) -> dict:
             "splits": len(job.splits),
             "fingerprint": job.fingerprint,
             "config": job.cfg.to_dict(),
+            "recipe": job.recipe.name,
+            "stage_info": _stage_info(job.recipe),
         }
     )
     io.atomic_write_text(run.uri("stats.json"), json.dumps(report, indent=2) + "\n")
@@ -200,4 +180,27 @@ def finish(job: Job, manifest: dict, executor: str) -> dict:
         log.error("stats do not balance: %s in, %s kept, %s dropped", report["records_in"], report["kept"], report["dropped_total"])
     if not job.cfg.output.keep_work:
         run.remove_work()
+    write_page(run.root)
     return report
+
+
+def _stage_info(recipe: Recipe) -> dict:
+    """What stages tell the run's page about themselves (``report_info()``: e.g. the bucket thresholds they used)."""
+    info = {}
+    for step in recipe.steps:
+        describe = getattr(step, "report_info", None)
+        if describe is not None:
+            info[step.name] = describe()
+    return info
+
+
+def write_page(root: str) -> str | None:
+    """``DIR/report.html`` after a run.  The run's outputs are complete without it: a page that cannot be
+    built is logged, never the end of the run (``skypile report DIR`` builds it again)."""
+    from skypile.report.page import write_report_page
+
+    try:
+        return write_report_page(root)
+    except Exception:  # noqa: BLE001 - a view of finished outputs; the run itself succeeded
+        log.exception("the run's report page could not be written (try: skypile report %s)", root)
+        return None

@@ -8,6 +8,7 @@
     DIR/dropped/p<pass>-<split>.jsonl        dead letters, one file per task
     DIR/fitted/<stage>.json                  what corpus stages fitted (tables), reusable
     DIR/reports/<stage>.parquet              what corpus stages report (dedup: cluster members)
+    DIR/report.html                          the run's page (skypile.report.page), from the files above
     DIR/_work/run.json                       the run's fingerprint and config
     DIR/_work/p<pass>/<split>.parquet        a task's documents (intermediate part)
     DIR/_work/p<pass>/<split>.facts.pkl      the facts it computed for the next corpus stage
@@ -39,10 +40,11 @@ import skypile
 from skypile import io
 from skypile.errors import OutputError  # noqa: F401 - raised here, imported from here by callers
 from skypile.readers.sources import Split
+from skypile.report.clusters import stage_report_uri
 from skypile.stage import StageStats
 
 WORK = "_work"
-MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet")
+MANAGED = ("shards", "dropped", "fitted", "reports", WORK, "manifest.json", "stats.json", "clusters.parquet", "report.html")
 FACTS_CHUNK = 4096
 
 
@@ -71,7 +73,7 @@ def fingerprint(config: dict, inputs: list[dict], extra: dict | None = None) -> 
 class RunDir:
     def __init__(self, root: str):
         self.root = root.rstrip("/") if "://" in root else os.path.abspath(root)
-        self.local = "://" not in root or root.startswith("file://")
+        self.local_root = io.local_path(self.root)  # None on an object store
 
     def uri(self, *parts: str) -> str:
         return io.join(self.root, *parts)
@@ -97,7 +99,7 @@ class RunDir:
         return self.uri("fitted", f"{stage}.json")
 
     def report_uri(self, stage: str) -> str:
-        return self.uri("reports", f"{stage}.parquet")
+        return stage_report_uri(self.root, stage)
 
     def commit_task(self, pass_index: int, split: str, stats: StageStats, part: PartInfo, n_facts: int) -> None:
         body = {"stats": stats.to_json(), "part": part.to_json(), "facts": n_facts}
@@ -196,6 +198,28 @@ class RunDir:
             io.atomic_write_text(self.uri(WORK, "run.json"), json.dumps({"fingerprint": fp, **run_info}, indent=2) + "\n")
         except OSError as exc:
             raise OutputError(f"cannot write to output {self.root}: {exc.strerror or exc}") from None
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> int:
+        """Delete what a killed run left half-written: ``*.tmp-*`` files and Beam's ``beam-temp-*`` folders.
+
+        Run by :meth:`claim`, under the lock (on an object store, where there is no lock, two
+        runs into one output are not supported anyway); returns how many were removed.
+        """
+        fs, path = io.filesystem_and_path(self.root)
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        except OSError:
+            return 0
+        stale = [i for i in infos if ".tmp-" in i.base_name or (i.type == pafs.FileType.Directory and i.base_name.startswith("beam-temp-"))]
+        removed = 0
+        for info in sorted(stale, key=lambda i: i.path):
+            if any(info.path.startswith(s.path + "/") for s in stale if s.type == pafs.FileType.Directory):
+                continue  # inside a folder removed with it
+            with contextlib.suppress(OSError):
+                fs.delete_dir(info.path) if info.type == pafs.FileType.Directory else fs.delete_file(info.path)
+                removed += 1
+        return removed
 
     def remove_work(self) -> None:
         fs, path = io.filesystem_and_path(self.uri(WORK))
@@ -212,16 +236,16 @@ class RunDir:
         The file names the holder, for the message; it is removed while still locked, and a lock
         taken on a file that was removed meanwhile is taken again on the new one.
         """
-        if not self.local:
+        if self.local_root is None:
             yield
             return
-        if os.path.isfile(self.root):
+        if os.path.isfile(self.local_root):
             raise OutputError(f"output {self.root} is a file, not a directory")
         try:
-            os.makedirs(self.root, exist_ok=True)
+            os.makedirs(self.local_root, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create output {self.root}: {exc.strerror or exc}") from None
-        path = os.path.join(self.root, ".skypile.lock")
+        path = os.path.join(self.local_root, ".skypile.lock")
         fd = _take_lock(path, self.root)
         try:
             os.ftruncate(fd, 0)

@@ -117,8 +117,9 @@ class _Task:
         self.outputs: contextlib.ExitStack | None = None
         self.dead: Any = None  # dead-letter file, opened on the first drop
 
-    def _drop(self, d: Dropped) -> None:
+    def _drop(self, d: Dropped, doc: Any = None) -> None:
         self.stats.record_drop(d)
+        self.stats.sketch.sample_dropped(d, doc)
         if self.dead is None:
             assert self.outputs is not None
             self.dead = self.outputs.enter_context(io.atomic_output(self.run.dropped_uri(self.pass_.index, self.split.name)))
@@ -135,9 +136,16 @@ class _Task:
         (``drain_changes() -> {what: n}``); those are counted as ``changed.<what>``,
         except ``chars_removed``, the text a stage removed, which also counts the
         text of every document it drops.
+
+        For the run's page (:mod:`skypile.report.sketches`): the characters and tokens in and
+        out, the fields the stage ``measures`` (scores binned per language), a seeded sample of
+        what it kept and dropped, and the examples it hands back (``drain_examples()``).
         """
         name = stage.name
         self.stats.record_in(name)
+        is_doc = isinstance(doc, Document)
+        if is_doc:
+            self.stats.add_volume(name, "in", doc)
         t0 = time.perf_counter()
         try:
             out = fn()
@@ -148,12 +156,23 @@ class _Task:
         if drain is not None:
             for what, n in drain().items():
                 self.stats.add(name, what if what == CHARS_REMOVED else f"changed.{what}", n)
+        examples = getattr(stage, "drain_examples", None)
+        if examples is not None:
+            self.stats.sketch.add_examples(name, examples())
+        measures = getattr(stage, "measures", ())
         if isinstance(out, Dropped):
-            if isinstance(doc, Document):
+            if is_doc:
                 self.stats.add(name, CHARS_REMOVED, len(doc.text))
-            self._drop(out)
+                if measures and out.reason != "stage_error":
+                    self.stats.sketch.measure(name, measures, doc, only_set=True)
+            self._drop(out, doc)
             return None
         self.stats.record_kept(name)
+        if isinstance(out, Document):
+            self.stats.add_volume(name, "kept", out)
+            self.stats.sketch.sample_kept(name, out)
+            if measures:
+                self.stats.sketch.measure(name, measures, out)
         return out
 
     def _facts(self, stage: Any, doc: Document, ref: DocRef) -> list | None:
@@ -163,7 +182,9 @@ class _Task:
             return list(stage.facts(doc, ref))
         except Exception as exc:  # noqa: BLE001
             self.stats.record_in(stage.name)
-            self._drop(self._error(stage.name, doc, exc))
+            self.stats.add_volume(stage.name, "in", doc)
+            self.stats.add(stage.name, CHARS_REMOVED, len(doc.text))
+            self._drop(self._error(stage.name, doc, exc), doc)
             return None
         finally:
             self.stats.add_time(stage.name, time.perf_counter() - t0)
@@ -217,6 +238,9 @@ class _Task:
                 if doc is not None and doc_facts is not None:
                     if p.last:
                         self.stats.record_in("write")
+                        self.stats.add_volume("write", "in", doc)
+                        self.stats.add_volume("write", "kept", doc)
+                        self.stats.sketch.write(doc)
                     writer.write(doc)
                     for fact in doc_facts:
                         facts.add(fact)

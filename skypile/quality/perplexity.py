@@ -21,8 +21,9 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from skypile import io
 from skypile.document import Document, Dropped
 from skypile.errors import UserError
 from skypile.quality.text import has_letters, paragraphs
@@ -37,7 +38,8 @@ class ModelError(UserError):
 
 
 def lm_paths(model_dir: str, lang: str) -> tuple[str, str]:
-    return os.path.join(model_dir, f"{lang}.arpa.bin"), os.path.join(model_dir, f"{lang}.sp.model")
+    """The KenLM binary and SentencePiece model of ``lang`` in ``model_dir`` (a path or a URI)."""
+    return io.join(model_dir, f"{lang}.arpa.bin"), io.join(model_dir, f"{lang}.sp.model")
 
 
 class LanguageModel:
@@ -53,8 +55,9 @@ class LanguageModel:
 
         lm_path, sp_path = lm_paths(model_dir, lang)
         for path in (lm_path, sp_path):
-            if not os.path.isfile(path):
+            if not io.exists(path):
                 raise ModelError(f"perplexity model for {lang!r} missing: {path} (run `skypile models build`)")
+        lm_path, sp_path = io.local_copy(lm_path), io.local_copy(sp_path)  # KenLM reads only local files
         try:
             self.sp = spm.SentencePieceProcessor(model_file=sp_path)
         except Exception as exc:  # noqa: BLE001 - sentencepiece raises RuntimeError/OSError on a bad file
@@ -86,7 +89,7 @@ class LanguageModel:
 def load_language_model(model_dir: str, lang: str) -> LanguageModel:
     """One loaded model per (directory, language) per process, shared by every stage instance."""
     with _LOCK:
-        key = (os.path.abspath(model_dir), lang)
+        key = (model_dir if io.is_uri(model_dir) else os.path.abspath(model_dir), lang)
         if key not in _MODELS:
             _MODELS[key] = LanguageModel(model_dir, lang)
         return _MODELS[key]
@@ -109,6 +112,7 @@ class Perplexity:
     model_dir: str
     langs: tuple[str, ...] = ("en", "zh")
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("perplexity",)  # binned per language for the run's page
     _models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -25,9 +25,10 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
+from skypile.io import local_copy
 from skypile.quality.corpora import Text, chunks, is_held_out, reference_texts, wiki_articles
 from skypile.quality.perplexity import ModelError
 from skypile.quality.text import classifier_line, has_letters
@@ -73,10 +74,14 @@ def load_classifier(path: str) -> Any:
         if model is None:
             import fasttext
 
-            if not os.path.isfile(path):
+            try:
+                local = local_copy(path)  # a path, or a URI fetched once per machine
+            except FileNotFoundError:
+                local = ""
+            if not os.path.isfile(local):
                 raise ModelError(f"reference classifier missing: {path} (run `skypile models build`)")
             try:
-                model = _MODELS[path] = fasttext.load_model(path)
+                model = _MODELS[path] = fasttext.load_model(local)
             except Exception as exc:  # noqa: BLE001 - fastText raises ValueError on a bad file
                 raise ModelError(f"reference classifier {path} cannot be loaded: {exc}") from None
             if POSITIVE not in model.get_labels():
@@ -102,6 +107,7 @@ class RefProb:
     model_path: str
     max_chars: int = 10_000
     name: str = STAGE
+    measures: ClassVar[tuple[str, ...]] = ("ref_prob",)  # binned per language for the run's page
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:

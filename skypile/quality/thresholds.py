@@ -20,9 +20,10 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
+from skypile.io import read_bytes
 from skypile.quality.buckets import ScoreBuckets, quantize, top_threshold
 from skypile.stage import drop
 
@@ -79,8 +80,7 @@ def build_thresholds(recipe: dict, out_dir: Path, web: dict, progress: bool = Tr
 
 def load_reference(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            table = json.load(f)
+        table = json.loads(read_bytes(path))  # a path or a URI
     except FileNotFoundError:
         raise ValueError(f"quality thresholds missing: {path} (run `skypile models build`)") from None
     except (OSError, json.JSONDecodeError) as exc:
@@ -120,6 +120,7 @@ class QualityBucket:
     keep: tuple[str, ...] = ("head", "middle")
     name: str = STAGE
     table: dict = field(default_factory=dict, init=False, repr=False)
+    measures: ClassVar[tuple[str, ...]] = ("bucket",)  # bucket shares per language on the run's page
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -131,6 +132,17 @@ class QualityBucket:
         if self.score == "perplexity" and not doc.metadata.perplexity > 0:
             return "tail"  # 0: the perplexity stage did not run on it
         return self._rule.bucket(doc, self.table)
+
+    def report_info(self) -> dict:
+        """For the run's page: both scores' thresholds at ``cuts``, in the scores' own units (``score`` is bucketed on)."""
+        reference = load_reference(self.reference)
+        thresholds = {}
+        for score in SCORES:
+            if score in reference["scores"]:
+                t = bucket_table(reference, score, self.cuts)
+                sign = 1.0 if t["higher_is_better"] else -1.0
+                thresholds[score] = {lang: {"head": sign * v["head"], "middle": sign * v["middle"]} for lang, v in t["languages"].items()}
+        return {"score": self.score, "cuts": list(self.cuts), "keep": list(self.keep), "thresholds": thresholds}
 
     def __call__(self, doc: Document) -> Document | Dropped:
         doc.metadata.bucket = b = self.bucket(doc)

@@ -1,0 +1,216 @@
+"""Scale-out of the web job: in process, Beam on Dask, and datatrove, 1 and 2 workers, 1x and 4x input.
+
+    python bench/scale_out.py [--pages 300] [--rounds 2] [--out bench/results/scale_out.md]
+        [--datatrove-python DT_VENV/bin/python]   (DT_VENV default: ../dt-venv, bench/datatrove_setup.sh)
+
+Input: the first ``--pages`` real pages of ../shared/data as one WARC split round-robin into 4
+files (1x), and those 4 files copied 4 times (4x; exact dedup keeps a quarter).  Every run is
+wrapped in ../shared/tools/peak-mem, which sums the PSS of the whole process tree: for Dask the
+driver (``bench/scale_out.py --dask-job``) starts the scheduler and workers as its own children,
+so they are counted.  Rows:
+
+* ``--runner local --workers 1|2``;
+* ``--runner DaskRunner`` on a scheduler + 1|2 ``dask worker`` processes (``--nthreads 1``) on
+  127.0.0.1; the job's time excludes starting the cluster (a cluster is up before a job), its
+  memory includes it;
+* datatrove's comparable pipeline (bench/datatrove_web.py: reader → trafilatura → langid →
+  length → Parquet, no dedup, quality or tokenizer) with 1|2 workers, in its own venv.
+
+pages/s = input response records / job seconds (best of ``--rounds`` at 1x, one 4x run);
+scaling = 2-worker rate / 1-worker rate of the same engine.  The rounds are interleaved (every
+configuration once per round), and ``uptime``'s load is recorded with each round: on a shared
+machine wall-clock ratios are noisy.  The 1x local 1-worker run is also kept (``--keep-work``) to
+report per-stage rates per core (stats.json: documents in / stage seconds) and the bytes of facts
+each corpus stage gets per document (the task facts files, pickled as Beam's pickling coder
+sends them): what docs/scale.md's 1-billion-page estimate is built from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from skypile.config import default_tokenizer_path
+from skypile.data_paths import REPO_ROOT, shared_data_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_memory import build_inputs  # noqa: E402
+
+PEAK_RE = re.compile(r"peak-mem: (\d+) MiB peak PSS of the process tree, ([\d.]+) s, exit (-?\d+)")
+JOB_RE = re.compile(r"^job-seconds: ([\d.]+)$", re.M)
+SKYPILE = str(Path(sys.executable).with_name("skypile"))
+ENGINES = ("local", "dask", "datatrove")
+
+
+def dask_job(workers: int, cmd: list[str]) -> int:
+    """Start a scheduler and ``workers`` workers as children, run ``cmd`` against them, stop them."""
+    from skypile.pipelines.dask_cluster import LocalDaskCluster
+
+    with LocalDaskCluster(workers=workers, threads=1) as cluster:
+        t0 = time.perf_counter()
+        rc = subprocess.run([*cmd, "--runner", "DaskRunner", f"--dask_client_address={cluster.address}"],
+                            stdout=subprocess.DEVNULL).returncode
+        print(f"job-seconds: {time.perf_counter() - t0:.2f}", flush=True)
+    return rc
+
+
+def measured(cmd: list[str]) -> tuple[int, float, str]:
+    """Peak MiB of the process tree, seconds, and the command's stdout (under peak-mem)."""
+    tool = shared_data_dir().parent / "tools" / "peak-mem"
+    proc = subprocess.run([sys.executable, str(tool), *cmd], capture_output=True, text=True)
+    m = PEAK_RE.search(proc.stdout + proc.stderr)
+    if not m or m.group(3) != "0":
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return int(m.group(1)), float(m.group(2)), proc.stdout
+
+
+def run_once(engine: str, workers: int, inputs: list[str], out: Path, tokenizer: str, datatrove: str,
+             keep_work: bool = False) -> dict:
+    if engine == "datatrove":
+        script = str(REPO_ROOT / "bench" / "datatrove_web.py")
+        mib, wall, stdout = measured([datatrove, script, "--input", *inputs, "--output", str(out), "--workers", str(workers)])
+        return {"mib": mib, "seconds": wall, "kept": json.loads(stdout.strip().splitlines()[-1])["docs_out"]}
+    cmd = [SKYPILE, "run", "--output", str(out), "--tokenizer", tokenizer, "--no-progress", *(["--keep-work"] if keep_work else [])]
+    for i in inputs:
+        cmd += ["--input", i]
+    if engine == "local":
+        mib, wall, _ = measured([*cmd, "--runner", "local", "--workers", str(workers)])
+        seconds = wall
+    else:
+        mib, _, stdout = measured([sys.executable, __file__, "--dask-job", str(workers), "--", *cmd])
+        seconds = float(JOB_RE.search(stdout).group(1))
+    stats = json.loads((out / "stats.json").read_text())
+    return {"mib": mib, "seconds": seconds, "kept": stats["kept"], "stats": stats}
+
+
+def facts_bytes(out: Path, stats: dict) -> list[tuple[str, int, float]]:
+    """Per corpus stage: documents that reach it, and pickled facts bytes per such document."""
+    work = out / "_work"
+    rows = []
+    for pdir in sorted((p for p in work.glob("p*") if p.name[1:].isdigit()), key=lambda p: int(p.name[1:])):
+        facts = list(pdir.glob("*.facts.pkl"))
+        if not facts:
+            continue
+        n = 0
+        for f in facts:
+            with open(f, "rb") as fh:
+                while True:
+                    try:
+                        n += len(pickle.load(fh))
+                    except EOFError:
+                        break
+        rows.append((pdir.name, sum(f.stat().st_size for f in facts), n))
+    stages = [s for s in stats["stages"] if s in ("unique_ids", "exact_dedup", "segments", "near_dedup", "semantic_dedup", "buckets")]
+    out_rows = []
+    for (pname, size, n_facts), stage in zip(rows, stages):
+        docs = stats["stages"][stage]["in"]
+        out_rows.append((stage, docs, size / max(docs, 1), n_facts / max(docs, 1)))
+    return out_rows
+
+
+def uptime() -> str:
+    return open("/proc/loadavg").read().split()[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dask-job", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--pages", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "scale_out.md"))
+    ap.add_argument("--tokenizer", default=default_tokenizer_path())
+    ap.add_argument("--datatrove-python", default=os.environ.get("DT_VENV", str(REPO_ROOT.parent / "dt-venv")) + "/bin/python")
+    args, rest = ap.parse_known_args()
+    if args.dask_job is not None:
+        return dask_job(args.dask_job, rest[1:] if rest[:1] == ["--"] else rest)
+    if not Path(args.tokenizer).exists():
+        print("build the models first: skypile models build", file=sys.stderr)
+        return 2
+    engines = [e for e in ENGINES if e != "datatrove" or Path(args.datatrove_python).exists()]
+    configs = [(e, w) for e in engines for w in (1, 2)]
+    results: dict[tuple[str, int, str], list[dict]] = {}
+    loads: list[str] = []
+    per_stage: dict = {}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        one, four, n = build_inputs(tmp, args.pages)
+        for r in range(args.rounds + 1):  # the last round is the 4x one
+            scale, inputs = ("4x", four) if r == args.rounds else ("1x", one)
+            loads.append(f"round {r + 1} ({scale}): load {uptime()} at start")
+            for engine, workers in configs:
+                out = tmp / f"{engine}-{workers}-{scale}-{r}"
+                keep = engine == "local" and workers == 1 and r == 0
+                res = run_once(engine, workers, inputs, out, args.tokenizer, args.datatrove_python, keep_work=keep)
+                res["load"] = uptime()
+                results.setdefault((engine, workers, scale), []).append(res)
+                print(f"{scale} {engine} {workers}: {res['seconds']:.1f} s, {res['mib']} MiB, kept {res['kept']}, load {res['load']}", flush=True)
+                if keep:
+                    per_stage = {"stats": res["stats"], "facts": facts_bytes(out, res["stats"])}
+                shutil.rmtree(out, ignore_errors=True)
+            loads[-1] += f", {uptime()} at end"
+    text = report(results, per_stage, loads, n, args)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    return 0
+
+
+def report(results: dict, per_stage: dict, loads: list[str], n: int, args: argparse.Namespace) -> str:
+    names = {"local": "in process (`--runner local`)", "dask": "Beam on Dask (`--runner DaskRunner`)", "datatrove": "datatrove"}
+    lines = [
+        "# Scale-out: in process, Beam on Dask, datatrove",
+        "",
+        f"Input: {n} real pages of ../shared/data as 4 WARC.gz files (1x) and those files copied 4 times (4x);",
+        f"{os.cpu_count()} CPUs, shared with other users while measured (load below). Job seconds: best of {args.rounds}",
+        "interleaved rounds at 1x, one run at 4x. Memory: peak PSS of the whole process tree (Dask: scheduler and",
+        "workers included).",
+        "",
+        "| engine | workers | 1x s | 1x pages/s | scaling 1→2 | 1x MiB | 4x s | 4x pages/s | 4x MiB | 4x vs 1x MiB | kept 1x / 4x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for engine in ENGINES:
+        rate1 = None
+        for workers in (1, 2):
+            one, four = results.get((engine, workers, "1x")), results.get((engine, workers, "4x"))
+            if not one:
+                continue
+            best = min(one, key=lambda r: r["seconds"])
+            rate = n / best["seconds"]
+            scaling = f"{rate / rate1:.2f}x" if workers == 2 and rate1 else "—"
+            rate1 = rate if workers == 1 else rate1
+            mib1 = max(r["mib"] for r in one)
+            f = four[0]
+            lines.append(f"| {names[engine]} | {workers} | {best['seconds']:.1f} | {rate:.1f} | {scaling} | {mib1} | "
+                         f"{f['seconds']:.1f} | {4 * n / f['seconds']:.1f} | {f['mib']} | {100 * (f['mib'] - mib1) / mib1:+.0f}% | "
+                         f"{best['kept']} / {f['kept']} |")
+    lines += ["", "Every run, in order (seconds, MiB, load average when it ended):", ""]
+    for (engine, workers, scale), runs in results.items():
+        lines.append(f"- {scale} {engine} {workers}: " + "; ".join(f"{r['seconds']:.1f} s {r['mib']} MiB load {r['load']}" for r in runs))
+    lines += ["", *[f"- {x}" for x in loads]]
+    if per_stage:
+        stats = per_stage["stats"]
+        lines += ["", "## Per stage, one core (1x, in process, 1 worker)", "",
+                  "| stage | in | s | docs/s per core |", "|---|---|---|---|"]
+        for stage, s in stats["stages"].items():
+            if s.get("seconds"):
+                lines.append(f"| {stage} | {s['in']} | {s['seconds']:.2f} | {s['in'] / s['seconds']:.0f} |")
+        lines += ["", "## What each corpus stage shuffles", "",
+                  "Facts per document that reaches the stage, pickled (what enters its first shuffle):", "",
+                  "| corpus stage | documents | facts bytes / document | facts / document |", "|---|---|---|---|"]
+        for stage, docs, bpd, fpd in per_stage["facts"]:
+            lines.append(f"| {stage} | {docs} | {bpd:.0f} | {fpd:.2f} |")
+    lines += ["", "Wall-clock ratios on a shared machine are noisy: re-run on a quiet one before quoting them.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
