@@ -32,17 +32,22 @@ from skypile.evaluation.scoring import expand_sets, read_set, score_texts, summa
 
 def build_run(base: Path, context: int) -> Path:
     from skypile.tokenizer.spm import train_tokenizer
-    from skypile.trainer.checkpoint import Checkpointer
     from skypile.trainer.config import ModelConfig, TrainConfig
-    from skypile.trainer.model import build_model
 
     tok = train_tokenizer([str(shared_path("domains", "zh", "skywork-eval-loss", "zh_general.jsonl"))],
                           str(base / "tokenizer"), vocab_size=8000)
     cfg = TrainConfig(name="bench", model=ModelConfig(dim=256, n_layers=4, n_heads=8, vocab_size=8000, max_seq_len=context),
                       seq_len=context, tokenizer=tok, device="cpu", param_dtype="float32")
+    return write_run(cfg, base / "run")
+
+
+def write_run(cfg, run: Path) -> Path:
+    """A trainer run directory (config.json + one DCP checkpoint) of ``cfg``'s model at random weights."""
+    from skypile.trainer.checkpoint import Checkpointer
+    from skypile.trainer.model import build_model
+
     model = build_model(cfg.model, "cpu")
     model.init_weights(0)
-    run = base / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(cfg.to_dict()))
     Checkpointer(run / "checkpoints").save(0, model, torch.optim.AdamW(model.parameters()), {"step": 0},

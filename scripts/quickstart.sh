@@ -44,6 +44,8 @@ rm -rf "$OUT/train"  # a fresh run each time (the trainer would otherwise resume
 skypile-train --config tiny --data "$OUT/web" --run-dir "$OUT/train" steps=60 log_every=10 "${VAL[@]}"
 
 echo
+python scripts/summary.py --title "quickstart ($OUT)" --outputs "$OUT/web" --run "$OUT/train"  # what the README explains
+echo
 echo "results:"
 echo "  shards + manifest + stats: $OUT/web/{shards/,manifest.json,stats.json,dropped/}"
 echo "  the run's page (a browser): $OUT/web/report.html"

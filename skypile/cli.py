@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -59,7 +60,20 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str], recipe: str, defaul
     if report.get("reused"):
         print(f"{cfg.output.path} already holds this run, complete; nothing to do (pass --overwrite to redo it)")
     _print_report(report, cfg.output.path)
+    _print_trainable(cfg.output.path)
     return 0 if report["balanced"] else 1
+
+
+def _print_trainable(output: str) -> None:
+    """What the trainer and ``skypile mix`` need to know of the output: its source names, and whether it is trainable."""
+    from skypile.executor.pack import read_manifest
+
+    manifest = read_manifest(output)
+    sources = manifest.get("sources", {})
+    print("sources:  " + (", ".join(f"{name} ({c['rows']} docs, {c['tokens']} tokens)" for name, c in sources.items())
+                          or "none (no documents kept)"))
+    note = re.sub(r"\bDIR\b", output, manifest.get("trainable_note", ""))  # the manifest says DIR: here it is known
+    print(f"trainable: {'yes' if manifest.get('trainable') else 'no'}: {note}")
 
 
 def _print_report(report: dict, output: str) -> None:
@@ -85,11 +99,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
-    from skypile.tokenizer.spm import train_tokenizer
+DEFAULT_TOKENIZER_OUT = "out/tokenizer"  # never the default tokenizer every other command uses (models/build/tokenizer)
 
+
+def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from skypile.tokenizer.spm import MODEL_NAME, train_tokenizer
+
+    model = Path(args.out) / f"{MODEL_NAME}.model"
+    if model.exists() and not args.overwrite:
+        from skypile.errors import OutputError
+
+        default = Path(default_tokenizer_path())
+        which = " (the default tokenizer every skypile command uses)" if model.resolve() == default.resolve() else ""
+        raise OutputError(f"{model} exists{which}: pass --overwrite to replace it, or --out another folder")
     path = train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
-    print(f"tokenizer: {path}")
+    print(f"tokenizer: {path}\nuse it with --tokenizer {path} (skypile run/export/code/parallel); "
+          f"the default, {default_tokenizer_path()}, is unchanged" if Path(path).resolve() != Path(default_tokenizer_path()).resolve()
+          else f"tokenizer: {path} (the default tokenizer, replaced: outputs tokenized before now are a different run)")
     return 0
 
 
@@ -213,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tcmd", required=True)
     tt = t.add_parser("train", help="train a SentencePiece BPE model")
     tt.add_argument("--input", nargs="+", required=True, help=".txt, .jsonl(.gz) or WARC files")
-    tt.add_argument("--out", required=True)
+    tt.add_argument("--out", default=DEFAULT_TOKENIZER_OUT,
+                    help=f"folder for skypile-sp.model (default {DEFAULT_TOKENIZER_OUT}; the default tokenizer, "
+                         f"{default_tokenizer_path()}, is built by `skypile models build`)")
     tt.add_argument("--vocab-size", type=int, default=8000)
+    tt.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     tx = t.add_parser("extend", help="append pieces to a BPE model (protobuf edit): existing ids keep their meaning")
     tx.add_argument("--base", required=True, help="SentencePiece BPE .model")
     tx.add_argument("--add", required=True, help="words file: one piece per line (text after a tab or space is ignored)")

@@ -10,10 +10,17 @@
       - {name: code/github, lang: code, manifest: out/code/manifest.json, tier: web, stem: true}
 
 ``lang`` is one of ``en | zh | code | other`` and ``tier`` one of ``high | web``.
-With ``manifest:`` the tokens are counted from our own shards: the rows whose
-``source`` column is the entry's ``name`` (the trainer weights that column, so
-the names must match).  ``stem: true`` (optional) marks the sources whose share
-the stage-2 schedule ramps up.
+With ``manifest:`` (a shard directory's ``manifest.json``, or the directory) the
+tokens are counted from our own shards: the rows whose ``source`` column is the
+entry's ``name``.  The trainer weights that column, so **a source's name is the
+``source`` value of its rows** (``web/warc``, ``code/github``, ``parallel/en-zh``, a
+JSONL row's own ``source``, or ``skypile export --source``): every shard-writing
+command prints the names its output holds, the manifest lists them under
+``sources``, a name the manifest lacks is an error that lists them, and with
+``manifest:`` the name may be left out when the manifest holds one source.
+``mix.json`` records each manifest's absolute path, so ``skypile-train
+mix=mix.json`` finds the shards of every source without ``--data``.  ``stem:
+true`` (optional) marks the sources whose share the stage-2 schedule ramps up.
 
 ``target.yaml``::
 
@@ -145,26 +152,63 @@ def _yaml(path: str, key: str) -> dict:
     return data
 
 
-def manifest_tokens(manifest: str, name: str) -> int:
-    """Tokens of the rows of our shards (listed in ``manifest``) whose ``source`` column is ``name``."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+def manifest_path(manifest: str, base: str = "") -> str:
+    """``manifest`` (a ``manifest.json`` or its directory) as an absolute path; relative ones are
+    looked up from the working directory, then from ``base`` (the directory of sources.yaml)."""
+    candidates = [manifest] + ([os.path.join(base, manifest)] if base and not os.path.isabs(manifest) else [])
+    for c in candidates:
+        if os.path.isdir(c):
+            c = os.path.join(c, "manifest.json")
+        if os.path.isfile(c):
+            return os.path.abspath(c)
+    return os.path.abspath(candidates[0])
 
+
+def read_manifest(manifest: str, name: str) -> dict:
     try:
         with open(manifest, encoding="utf-8") as f:
-            shards = json.load(f)["shards"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise MixError(f"source {name}: cannot read manifest {manifest}: {exc}") from None
-    root = os.path.dirname(os.path.abspath(manifest))
-    total, seen = 0, set()
-    for shard in shards:
+            data = json.load(f)
+        data["shards"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MixError(f"source {name or '(unnamed)'}: cannot read manifest {manifest}: {exc}") from None
+    if data.get("trainable") is False:
+        note = re.sub(r"\bDIR\b", os.path.dirname(manifest), data.get("trainable_note", "no tokens column"))
+        raise MixError(f"source {name or '(unnamed)'}: {manifest} is not trainable: {note}")
+    return data
+
+
+def manifest_sources(manifest: str, data: dict) -> dict[str, int]:
+    """Tokens per ``source`` value of the shards in ``manifest`` (its ``sources`` entry, or counted
+    from the shards for manifests written before it existed)."""
+    if isinstance(data.get("sources"), dict):
+        return {str(k): int(v["tokens"]) for k, v in data["sources"].items()}
+    import pyarrow.parquet as pq
+
+    root = os.path.dirname(manifest)
+    counts: dict[str, int] = {}
+    for shard in data["shards"]:
         table = pq.read_table(os.path.join(root, shard["path"]), columns=["source", "n_tokens"])
-        seen.update(table.column("source").unique().to_pylist())
-        mine = table.filter(pc.equal(table.column("source"), name))
-        total += int(pc.sum(mine.column("n_tokens")).as_py() or 0)
-    if name not in seen:
-        raise MixError(f"source {name}: no rows with source={name!r} in {manifest} (its sources: {', '.join(sorted(seen)) or 'none'})")
-    return total
+        for row in table.group_by("source").aggregate([("n_tokens", "sum")]).to_pylist():
+            counts[str(row["source"])] = counts.get(str(row["source"]), 0) + int(row["n_tokens_sum"] or 0)
+    return counts
+
+
+def manifest_tokens(manifest: str, name: str) -> int:
+    """Tokens of the rows of our shards (listed in ``manifest``) whose ``source`` column is ``name``."""
+    counts = manifest_sources(manifest, read_manifest(manifest, name))
+    if name not in counts:
+        raise MixError(f"source {name}: no rows with source={name!r} in {manifest} (its sources: {', '.join(sorted(counts)) or 'none'}); "
+                       "a source's name must be the source value of its rows")
+    return counts[name]
+
+
+def only_source(manifest: str) -> str:
+    """The one source a manifest holds: the name of a ``sources.yaml`` entry that gives only ``manifest:``."""
+    counts = manifest_sources(manifest, read_manifest(manifest, ""))
+    if len(counts) != 1:
+        raise MixError(f"an entry with manifest {manifest} has no name, and the manifest holds "
+                       f"{'no sources' if not counts else 'several: ' + ', '.join(sorted(counts))}: give name: SOURCE")
+    return next(iter(counts))
 
 
 def load_sources(path: str) -> list[Source]:
@@ -180,6 +224,9 @@ def load_sources(path: str) -> list[Source]:
         if unknown:
             raise MixError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         name, lang, tier = str(e.get("name") or ""), e.get("lang"), e.get("tier", "web")
+        manifest = manifest_path(str(e["manifest"]), os.path.dirname(path)) if "manifest" in e else ""
+        if not name and manifest:
+            name = only_source(manifest)
         if not name:
             raise MixError(f"{where}: no name")
         if lang not in LANGS:
@@ -188,13 +235,10 @@ def load_sources(path: str) -> list[Source]:
             raise MixError(f"{where} ({name}): tier must be one of {', '.join(TIERS)}, got {tier!r}")
         if ("tokens" in e) == ("manifest" in e):
             raise MixError(f"{where} ({name}): give exactly one of tokens or manifest")
-        if "manifest" in e:
-            manifest = str(e["manifest"])
-            if not os.path.exists(manifest) and os.path.exists(os.path.join(os.path.dirname(path), manifest)):
-                manifest = os.path.join(os.path.dirname(path), manifest)  # relative to sources.yaml
+        if manifest:
             tokens = manifest_tokens(manifest, name)
         else:
-            manifest, tokens = "", parse_count(e["tokens"], f"{where} ({name}) tokens")
+            tokens = parse_count(e["tokens"], f"{where} ({name}) tokens")
         out.append(Source(name, lang, tier, tokens, bool(e.get("stem", False)), manifest))
     dup = sorted({s.name for s in out if sum(t.name == s.name for t in out) > 1})
     if dup:

@@ -130,7 +130,7 @@ def test_overwrite_never_deletes_an_input_that_lies_under_the_output(ws, capsys)
 
 
 TRAIN_ERRORS = [
-    ("no-data", [], "data=<shard dir> (or --data) is required"),
+    ("no-data", [], "no data: pass --data SHARD_DIR [SHARD_DIR ...], or mix=mix.json"),
     ("data-missing", ["--data", "{d}/nowhere"], "no manifest.json in {d}/nowhere"),
     ("manifest-corrupt", ["--data", "{d}/corrupt"], "{d}/corrupt/manifest.json is not valid JSON"),
     ("shard-truncated", ["--data", "{d}/bad-shard"], "shard(s) do not match {d}/bad-shard/manifest.json"),

@@ -247,11 +247,11 @@ def test_bad_input_is_a_clear_error_or_a_counted_drop(eval_base, tmp_path, capsy
     (tmp_path / "data").mkdir()
     tok_path = clean_run(eval_base)[1]
     for digest, ok in ((hashlib.sha256(open(tok_path, "rb").read()).hexdigest(), True), ("0" * 64, False)):
-        (tmp_path / "data" / "manifest.json").write_text(json.dumps({"tokenizer": {"path": tok_path, "sha256": digest}}))
+        (tmp_path / "data" / "manifest.json").write_text(json.dumps({"tokenizer": {"path": tok_path, "sha256": digest}, "shards": []}))
         if ok:
             assert load_model(copy, device="cpu").info["tokenizer"] == tok_path
         else:
-            with pytest.raises(EvalError, match="has changed since"):
+            with pytest.raises(EvalError, match="changed since the shards were written"):
                 load_model(copy)
 
     bad = tmp_path / "bad.jsonl"
@@ -280,3 +280,24 @@ def test_bad_input_is_a_clear_error_or_a_counted_drop(eval_base, tmp_path, capsy
     pq.write_table(pa.table({"text": [problem, None]}), tmp_path / "ok.parquet")
     ts = read_set(tmp_path / "ok.parquet")
     assert ts.texts == [problem] and dict(ts.dropped) == {"null_text": 1}
+
+
+def test_the_loss_in_chunks_equals_the_loss_over_full_logits(eval_base, monkeypatch):
+    """The head applied to a few scored positions at a time (bounded memory for any vocabulary), the
+    fallback over full logits a few rows at a time, and chunks of a single position give one score."""
+    import dataclasses
+
+    from skypile.evaluation import scoring
+
+    run, _ = clean_run(eval_base)
+    scorer = load_model(run, device="cpu")
+    assert scorer.hidden is not None and scorer.token_bytes > 0
+    assert scoring.default_batch_tokens(scorer) >= scorer.context
+    texts = ["\n\n".join(gsm8k_texts("test.jsonl", i, i + 3)) for i in (40, 50)] + gsm8k_texts("test.jsonl", 60, 66)
+    split = score_texts(scorer, texts, stride=32, progress=False)
+    full = score_texts(dataclasses.replace(scorer, hidden=None, head=None), texts, stride=32, progress=False)
+    monkeypatch.setattr(scoring, "LOGITS_BYTES", 1)  # one position per chunk
+    tiny = score_texts(scorer, texts, stride=32, batch_tokens=200, progress=False)
+    for s, f, t in zip(split, full, tiny):
+        assert s.n_tokens == f.n_tokens == t.n_tokens > 0
+        assert s.nll == pytest.approx(f.nll, rel=1e-5) and s.nll == pytest.approx(t.nll, rel=1e-5)

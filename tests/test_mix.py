@@ -159,3 +159,39 @@ def test_the_trainer_takes_the_mix(tmp_path):
     cfg = apply_overrides(get_config("tiny"), [f"mix={out}"])
     assert cfg.data_weights == mix["weights"] and cfg.mix_schedule == mix["schedule"]
     assert cfg.mix_schedule[1][0] == mix["total_tokens"] and len(cfg.mix_schedule) == 1 + len(mix["stage2"]["phases"])
+
+
+def _shards(out: Path, per_source: dict[str, list[int]], tokenized: bool = True) -> Path:
+    """A shard directory written by the pipeline's own writer: documents of the given token counts per source."""
+    from skypile.document import Document
+    from skypile.executor.pack import write_manifest as pack_manifest
+    from skypile.writers.parquet import write_manifest, write_shard
+
+    docs = [Document(id=f"{source}/{i}", text="x", source=source, lang="en", tokens=[5] * n)
+            for source, sizes in per_source.items() for i, n in enumerate(sizes)]
+    info = write_shard(docs, str(out), 0, 1)
+    if tokenized:
+        write_manifest(str(out), [info], tokenizer={"vocab_size": 4000, "eos_id": 2})
+    else:
+        pack_manifest(str(out), [info], tokenized=False, extra={})
+    return out
+
+
+def test_sources_are_the_source_values_of_their_rows(tmp_path):
+    """Each manifest lists its sources; a name may be left out when the manifest holds one; a name
+    the manifest lacks, a manifest of several sources without a name, text-only shards: one line each."""
+    one = _shards(tmp_path / "one", {"web/a": [10, 11, 12]})
+    two = _shards(tmp_path / "two", {"web/a": [4], "web/b": [20, 30]})
+    assert json.loads((two / "manifest.json").read_text())["sources"] == {"web/a": {"rows": 1, "tokens": 4},
+                                                                        "web/b": {"rows": 2, "tokens": 50}}
+    src = write(tmp_path, "s.yaml", "sources:\n  - {lang: en, manifest: one}\n  - {name: web/b, lang: zh, manifest: two/manifest.json}\n")
+    sources = load_sources(src)  # manifests relative to sources.yaml, as a directory or its manifest.json
+    assert [(s.name, s.tokens) for s in sources] == [("web/a", 33), ("web/b", 50)]
+    assert [s.manifest for s in sources] == [str(one / "manifest.json"), str(two / "manifest.json")]  # absolute
+    with pytest.raises(MixError, match=r"holds several: web/a, web/b: give name"):
+        load_sources(write(tmp_path, "s2.yaml", "sources:\n  - {lang: en, manifest: two}\n"))
+    with pytest.raises(MixError, match=r"no rows with source='web/c' .*its sources: web/a, web/b\)"):
+        load_sources(write(tmp_path, "s3.yaml", "sources:\n  - {name: web/c, lang: en, manifest: two}\n"))
+    text = _shards(tmp_path / "text", {"web/a": [3]}, tokenized=False)
+    with pytest.raises(MixError, match=f"not trainable: text only .*skypile export --input '{text}/shards/"):
+        load_sources(write(tmp_path, "s4.yaml", "sources:\n  - {name: web/a, lang: en, manifest: text}\n"))

@@ -56,3 +56,25 @@ def test_tokenize_stage_survives_pickling(tokenizer_model):
 def test_training_text_skips_wikiextractor_tags(shared):
     lines = list(iter_training_text([str(shared("wiki", "zh", "zhwiki-extract-AA-wiki_00.txt"))]))
     assert lines and not any(line.startswith(("<doc", "</doc")) for line in lines)
+
+
+def test_tokenizer_train_never_replaces_a_model_without_overwrite(tmp_path, monkeypatch, shared, capsys):
+    """A bare ``tokenizer train`` writes out/tokenizer, not the default every command uses, and an
+    existing model (the default included) is replaced only with --overwrite."""
+    from skypile.cli import main
+    from skypile.config import default_tokenizer_path
+
+    text = tmp_path / "wiki.txt"
+    text.write_text("\n".join(shared("wiki", "en", "wikitext-2-raw-test.txt").read_text().splitlines()[:3000]))
+    monkeypatch.setenv("SKYPILE_MODELS_DIR", str(tmp_path / "models"))
+    default = Path(default_tokenizer_path())
+    default.parent.mkdir(parents=True)
+    default.write_bytes(b"the default model")
+    monkeypatch.chdir(tmp_path)
+    train = ["tokenizer", "train", "--input", str(text), "--vocab-size", "400"]
+    assert main(train) == 0 and (tmp_path / "out" / "tokenizer" / "skypile-sp.model").is_file()
+    assert main(train) == 2 and "out/tokenizer/skypile-sp.model exists: pass --overwrite" in capsys.readouterr().err
+    assert main([*train, "--out", str(default.parent)]) == 2
+    assert "(the default tokenizer every skypile command uses)" in capsys.readouterr().err
+    assert default.read_bytes() == b"the default model"
+    assert main([*train, "--overwrite"]) == 0

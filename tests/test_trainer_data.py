@@ -141,11 +141,15 @@ def test_mixing_weights_and_schedule(real_shards):
     for d in real_shards["docs"]:
         by_source.setdefault(d.source, set()).add(tuple(d.tokens))
 
-    # weights: token shares follow them to within one document
+    # weights: token shares follow them to within one window (513 tokens) after every window,
+    # though single documents run to 20,000 tokens: the mix picks again at each window's start
     weights = {"wiki/en": 0.25, "code/linguist": 0.75}
     reader = Reader(units, 0, 1, seq_len=512, eos_id=eos, schedule=[[0, weights]])
+    assert max(len(d) for d in by_source["wiki/en"] | by_source["code/linguist"]) > 20 * 513
     for _ in range(400):
         reader.next_window()
+        done = reader.state["phase_tokens"]
+        assert abs(done.get("code/linguist", 0) - 0.75 * sum(done.values())) <= 513
     done = reader.state["phase_tokens"]
     assert set(done) == {"wiki/en", "code/linguist"}
     total = sum(done.values())
@@ -183,3 +187,35 @@ def test_validation_windows(real_shards):
                        load_val_windows(real_shards["val_sets"]["zh_news"], **kw))
     with pytest.raises(ValueError, match="tokenizer"):
         load_val_windows(real_shards["val_sets"]["code"], seq_len=128, n_windows=1, eos_id=2)
+
+
+def test_several_directories_each_split_on_its_own_and_a_mix_source_read_where_it_lies(real_shards, tmp_path):
+    """A second directory of one row group (a small code or parallel output) reaches every reader,
+    not one; with the mix's ``only``, a source is read from its own directory's shards alone."""
+    import dataclasses
+
+    from skypile.trainer.inputs import Data
+
+    wiki_en = [d for d in real_shards["docs"] if d.source == "wiki/en"]
+    small = [dataclasses.replace(d, id=f"small/{i:03d}", source="small/x") for i, d in enumerate(wiki_en[:8])]
+    small += [dataclasses.replace(d, id=f"extra/{i:03d}") for i, d in enumerate(wiki_en[8:11])]  # wiki/en here too
+    info = write_shard(small, str(tmp_path / "small"), 0, 1, row_group_rows=64)
+    write_manifest(str(tmp_path / "small"), [info], tokenizer=real_shards["manifest"]["tokenizer"])
+    dirs = [real_shards["dir"], str(tmp_path / "small")]
+    schedule = [[0, {"small/x": 0.5, "wiki/en": 0.5}]]
+    n_readers = 4
+    seen = Counter()
+    for rank in range(n_readers):
+        ds = PackedDataset(dirs, seq_len=64, batch_size=2, rank=rank, world_size=n_readers, schedule=schedule)
+        reader = ds.make_reader(0)
+        assert "small/x" in reader.available  # every reader holds some of the one-row-group directory
+        seen.update(int(i) for p, (u, _, _) in enumerate(reader.plan) if ds.units[u].dataset == 1
+                    for i in reader.rows[p][ALL])
+    assert sorted(seen) == list(range(len(small))) and set(seen.values()) == {1}  # each document exactly once
+    ds = PackedDataset(dirs, seq_len=64, batch_size=2, schedule=schedule)
+    mixed = Data(ds.data.roots, ds.data.manifests, only={"wiki/en": {0}, "small/x": {1}})
+    for data, extra_read in ((ds.data, True), (mixed, False)):
+        reader = PackedDataset(data, seq_len=64, batch_size=2, schedule=schedule).make_reader(0)
+        in_small = [reader.rows[p] for p, (u, _, _) in enumerate(reader.plan) if reader.units[u].dataset == 1]
+        assert any("wiki/en" in entry for entry in in_small) is extra_read
+        reader.next_batch(8)

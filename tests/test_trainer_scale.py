@@ -5,6 +5,7 @@ the data reset on resume (the 2 x 2 HSDP mesh is in test_trainer_hsdp.py)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,8 +158,6 @@ def test_out_of_vocabulary_token_stops_the_run_naming_the_file(real_shards, tmp_
     info = write_shard(docs, str(tmp_path / "data"), 0, 1, row_group_rows=16)
     write_manifest(str(tmp_path / "data"), [info], tokenizer=real_shards["manifest"]["tokenizer"])
     args = ["--config", "tiny", "--data", str(tmp_path / "data"), "seq_len=64", "steps=10"]
-    import re
-
     assert main([*args, "--run-dir", str(tmp_path / "a")]) == 2  # one line, exit 2, no traceback
     err = capsys.readouterr().err.strip().splitlines()  # the run's log, then the error
     assert re.match(f"error: .*part-00000-of-00001.parquet row {i} .*token id 5000", err[-1]), err[-1]
@@ -179,3 +178,23 @@ def test_reset_data_position_on_resume_with_another_layout(real_shards, tmp_path
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["tokens"] == 4 * 4 * 64
     assert set(rows[-1]["data_epochs"]) == {"*"} and 0 < rows[-1]["data_epochs"]["*"] < 1
+
+
+def test_resume_with_more_steps_continues_on_the_new_schedule_and_says_so(real_shards, tmp_path, capsys):
+    """Resume 4 -> 8 steps: the LR of every resumed step is the 8-step schedule's (the one an
+    uninterrupted 8-step run uses), stated in the log; before, step 5 ran at the LR the 4-step
+    schedule had left in the optimizer."""
+    from skypile.trainer.schedule import lr_at
+
+    args = ["--config", "tiny", "--data", real_shards["dir"], "--run-dir", str(tmp_path), "seq_len=64", "warmup_steps=2"]
+    main([*args, "steps=4"])
+    capsys.readouterr()
+    main([*args, "steps=8"])
+    err = capsys.readouterr().err
+    rows = _rows(tmp_path)
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    schedule = {"lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2}
+    assert [r["lr"] for r in rows[:4]] == pytest.approx([lr_at(s, **schedule, decay_steps=4) for s in range(4)], rel=1e-9)
+    assert [r["lr"] for r in rows[4:]] == pytest.approx([lr_at(s, **schedule, decay_steps=8) for s in range(4, 8)], rel=1e-9)
+    assert "the schedule changed since step 4" in err and "cosine to 0.0003 at step 8" in err
+    assert f"step 5 runs at lr {lr_at(4, **schedule, decay_steps=8):.3g} (the saved schedule: 0.0003)" in err

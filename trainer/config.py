@@ -1,6 +1,7 @@
 """Model and training configuration: dataclasses, named presets, ``key=value`` overrides.
 
 ``skypile-train --config tiny data=/path/to/shards steps=200 model.n_layers=4``
+(``data=a,b`` or ``--data a b``: several shard directories)
 
 An override names a field of :class:`TrainConfig` (``steps=...``) or of
 :class:`ModelConfig` (``model.dim=...``, or just ``dim=...`` when the name is
@@ -60,10 +61,11 @@ class TrainConfig:
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
     # -- data
-    data: str = ""  # shard dir holding manifest.json (or its shards/ folder)
+    data: list[str] = field(default_factory=list)  # shard dirs holding manifest.json (or their shards/ folders); data=a,b
     data_weights: dict | None = None  # source column -> weight; None = stream shards as written
     mix_schedule: list | None = None  # [[start_token, {source: weight} | null], ...]; overrides data_weights
-    mix: str = ""  # mix.json from `skypile mix`: sets data_weights and mix_schedule (stage 1 + stage-2 STEM ramp)
+    mix: str = ""  # mix.json from `skypile mix`: data_weights, mix_schedule (stage 1 + stage-2 STEM ramp), and without
+    #                data, its sources' shard directories
     num_workers: int = 0  # dataloader workers per rank (each is one reader of the shard split)
     tokenizer: str = ""  # SentencePiece model; default: manifest's tokenizer model path (validation only)
     # -- batch
@@ -103,7 +105,7 @@ class TrainConfig:
     verify_sha256: bool = False  # hash every shard against the manifest at start (ranks split the work)
     reset_data_position: bool = False  # resume with a different world size / workers: restart the data stream
     # -- output
-    run_dir: str = ""  # default runs/<name>
+    run_dir: str = ""  # default runs/<name> under the working directory (config.json stores it absolute)
     log_every: int = 1
     ckpt_every: int = 0  # 0 = only at the end
     keep_ckpts: int = 3
@@ -117,6 +119,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
+        if isinstance(self.data, str):  # one directory (configs written before data became a list)
+            self.data = [self.data] if self.data else []
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -209,6 +213,8 @@ def _parse_value(raw: str, tp: Any) -> Any:
         return value
     if tp is str:
         return raw
+    if origin is list and args == (str,) and not raw.lstrip().startswith("["):
+        return [part for part in raw.split(",") if part]  # data=a,b (or a JSON list)
     if tp in (dict, list) or origin in (dict, list):
         return json.loads(raw)
     raise TypeError(f"cannot parse a value of type {tp}")

@@ -5,7 +5,9 @@
 worker); reader ``r`` owns units ``r, r + R, r + 2R, ...``.  When a corpus has
 fewer units than readers, every reader scans all units and keeps the documents
 whose global index is ``r`` mod ``R``.  Either way every document belongs to
-exactly one reader.
+exactly one reader.  Several shard directories (``data=a,b``, or a mix's
+sources) are split each on its own, so a small directory (a code or parallel
+source of one row group) still reaches every reader instead of one.
 
 **Order.**  Within an epoch a reader visits its units in a permutation seeded by
 ``(seed, reader, epoch)``, and rows in file order.  After the last unit it
@@ -15,10 +17,15 @@ decides how much is read.
 **Mixing.**  ``schedule`` is a list of ``(start_token, weights)`` phases (the
 data mixer's output); ``weights`` maps the shards' ``source`` column to a
 weight, or is ``None`` for "all documents as written".  Each weighted source is
-a separate stream with its own position.  Before each document the reader picks
-the stream furthest below its target share of the tokens emitted so far in the
-phase (largest ``w_s * (T + 1) - t_s``): deterministic, no RNG state, and token
-shares follow the weights exactly up to one document.  A phase starts when the
+a separate stream with its own position.  Before each document, and at the start of
+each window, the reader picks the stream furthest below its target share of the
+tokens emitted so far in the phase (largest ``w_s * (T + 1) - t_s``): deterministic,
+no RNG state, and token shares follow the weights to within one window.  A document
+cut at a window boundary waits in its stream (``suspended``) and continues at the
+start of the next window that stream is picked for: windows are independent samples,
+so a document's pieces need not be adjacent, and a window never joins two documents
+without an EOS between them.  (Picking only between documents let one
+long document, a 20,000-token source file, put a tiny run's shares off by 20 points.)  A phase starts when the
 global token count (``windows * seq_len * R``, identical on all readers up to
 one batch) reaches its ``start_token``.
 
@@ -65,22 +72,15 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from skypile.errors import UserError
 from skypile.readers.jsonl import iter_texts, paragraphs
+
+from .inputs import Data, DataError, ShardError, open_dataset
 
 log = logging.getLogger(__name__)
 
 ALL = "*"  # stream of every document, in shard order
 MIXER_MAX_EPOCHS = 5  # the data mixer never plans more repetition of a source than this
 TOKEN_TYPES = ("int32", "uint16", "int64", "uint32")
-
-
-class DataError(UserError):
-    """Training or validation data the user must fix (no manifest, an unusable set); the message names the file."""
-
-
-class ShardError(DataError):
-    """A shard that does not match its manifest or holds unusable tokens; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -90,28 +90,15 @@ class Unit:
     first_doc: int  # global index of the unit's first row (shards in manifest order)
     rows: int
     file_row: int = 0  # index of the unit's first row within its file
+    dataset: int = 0  # which shard directory of the run it belongs to
 
 
-def open_dataset(path: str | Path) -> tuple[Path, dict]:
-    """``path`` is a shard directory holding ``manifest.json``, or its ``shards/`` folder."""
-    p = Path(path)
-    for root in (p, p.parent):
-        if (root / "manifest.json").is_file():
-            try:
-                manifest = json.loads((root / "manifest.json").read_text())
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise DataError(f"{root / 'manifest.json'} is not valid JSON ({exc})") from None
-            if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
-                raise DataError(f"{root / 'manifest.json'} is not a shard manifest (no 'shards' list)")
-            return root, manifest
-    raise DataError(f"no manifest.json in {p} or {p.parent}: data= must be a shard directory (or its shards/ folder)")
-
-
-def list_units(root: Path, manifest: dict, exclude: Iterable[str] = ()) -> list[Unit]:
-    """Row groups of the manifest's shards (minus ``exclude``d shard paths), in manifest order."""
-    units, first, skip = [], 0, set(exclude)
+def list_units(root: Path, manifest: dict, exclude: Iterable[str] = (), *, dataset: int = 0, first: int = 0) -> list[Unit]:
+    """Row groups of the manifest's shards (minus ``exclude``d shard paths, relative or absolute), in
+    manifest order; documents are numbered from ``first`` (the documents of the directories before)."""
+    units, skip = [], set(exclude)
     for shard in sorted(manifest["shards"], key=lambda s: s["path"]):
-        if shard["path"] in skip:
+        if shard["path"] in skip or str(root / shard["path"]) in skip:
             continue
         path = str(root / shard["path"])
         try:
@@ -122,7 +109,7 @@ def list_units(root: Path, manifest: dict, exclude: Iterable[str] = ()) -> list[
         for rg in range(meta.num_row_groups):
             rows = meta.row_group(rg).num_rows
             if rows:
-                units.append(Unit(path, rg, first, rows, file_row))
+                units.append(Unit(path, rg, first, rows, file_row, dataset))
             first += rows
             file_row += rows
     return units
@@ -171,15 +158,25 @@ def check_shards(root: Path, manifest: dict, *, sha256_part: tuple[int, int] | N
     return problems
 
 
+def check_data(data: Data, *, sha256_part: tuple[int, int] | None = None) -> dict[str, str]:
+    """:func:`check_shards` over every directory of the run, keyed by absolute shard path."""
+    return {str(root / rel): problem for root, manifest in zip(data.roots, data.manifests)
+            for rel, problem in check_shards(root, manifest, sha256_part=sha256_part).items()}
+
+
 def reader_plan(units: list[Unit], reader: int, n_readers: int) -> list[tuple[int, int, int]]:
-    """``(unit index, first row, row stride)`` entries that reader ``reader`` of ``n_readers`` owns."""
-    if len(units) >= n_readers:
-        return [(u, 0, 1) for u in range(reader, len(units), n_readers)]
+    """``(unit index, first row, row stride)`` entries that reader ``reader`` of ``n_readers`` owns:
+    the units of each shard directory are split among the readers on their own."""
     plan = []
-    for u, unit in enumerate(units):
-        offset = (reader - unit.first_doc) % n_readers
-        if offset < unit.rows:
-            plan.append((u, offset, n_readers))
+    for dataset in sorted({unit.dataset for unit in units}):
+        mine = [u for u, unit in enumerate(units) if unit.dataset == dataset]
+        if len(mine) >= n_readers:
+            plan += [(u, 0, 1) for u in mine[reader::n_readers]]
+            continue
+        for u in mine:
+            offset = (reader - units[u].first_doc) % n_readers
+            if offset < units[u].rows:
+                plan.append((u, offset, n_readers))
     return plan
 
 
@@ -197,7 +194,7 @@ class Reader:
 
     def __init__(self, units: list[Unit], reader: int, n_readers: int, seq_len: int, eos_id: int, *,
                  seed: int = 0, schedule: Iterable | None = None, state: dict | None = None,
-                 vocab_size: int | None = None, bad_data: str = "error"):
+                 vocab_size: int | None = None, bad_data: str = "error", only: dict[str, set[int]] | None = None):
         if bad_data not in ("error", "skip"):
             raise ValueError(f"bad_data must be 'error' or 'skip', got {bad_data!r}")
         self.units, self.reader, self.n_readers = units, reader, n_readers
@@ -235,23 +232,26 @@ class Reader:
                      else np.ones(len(selected), np.int64))
             entry, size = {ALL: selected}, {ALL: sizes}
             for name in np.unique(sources):
+                if only and str(name) in only and unit.dataset not in only[str(name)]:
+                    continue  # a mix source is read from its own manifest's shards only
                 entry[str(name)] = selected[sources == name]
                 size[str(name)] = sizes[sources == name]
             self.rows.append(entry)
             self.sizes.append(size)
         self.available = {s for entry in self.rows for s in entry}
-        for _, weights in self.schedule:
-            missing = sorted(set(weights or ()) - self.available)
+        for _, weights in self.schedule:  # the data holds them (checked at start-up), this reader's share may not
+            missing = sorted(s for s, w in (weights or {}).items() if w > 0 and s not in self.available)
             if missing:
-                log.warning("reader %d: weighted sources %s are not in its documents", reader, missing)
+                log.warning("reader %d of %d: its share of the data holds no documents of %s: the other sources "
+                            "fill their share in its windows", reader, n_readers, missing)
         self.state = state if state is not None else self.initial_state()
         self.state.setdefault("skipped", 0)
 
     @staticmethod
     def initial_state(windows: int = 0) -> dict:
         """A fresh position; ``windows`` > 0 keeps the global token count (and so the mix phase) of a reset."""
-        return {"windows": windows, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "streams": {},
-                "skipped": 0}
+        return {"windows": windows, "phase": -1, "phase_tokens": {}, "cur": None, "offset": 0, "suspended": {},
+                "streams": {}, "skipped": 0}
 
     def _bad_unit(self, unit: Unit, error: Exception) -> None:
         where = f"{unit.path} row group {unit.row_group} (rows {unit.file_row}..{unit.file_row + unit.rows - 1})"
@@ -375,6 +375,8 @@ class Reader:
                 done += self.sizes[p][stream][:row].sum()
                 if self.state["cur"] == stream:
                     done += self.state["offset"]
+                else:
+                    done += self.state.get("suspended", {}).get(stream, 0)
             out[stream] = (epoch + float(done) / float(cum[-1]), epoch * float(cum[-1]) + float(done))
         return out
 
@@ -403,9 +405,13 @@ class Reader:
         st, need = self.state, self.seq_len + 1
         out = np.empty(need, dtype=np.int64)
         filled = 0
+        suspended = st.setdefault("suspended", {})  # stream -> offset into its current document
+        if st["cur"] is not None:  # a window boundary inside a document: the mix picks again
+            suspended[st["cur"]], st["cur"] = st["offset"], None
         while filled < need:
             if st["cur"] is None:
-                st["cur"], st["offset"] = self._choose(), 0
+                st["cur"] = self._choose()
+                st["offset"] = suspended.pop(st["cur"], 0)
             stream, offset = st["cur"], st["offset"]
             doc = self._doc(stream)
             take = min(len(doc) + 1 - offset, need - filled)
@@ -432,23 +438,31 @@ class Reader:
 class PackedDataset(IterableDataset):
     """Infinite stream of ``{"tokens": (batch, seq_len + 1) int64, "reader": j, "state": ...}`` for one rank."""
 
-    def __init__(self, data: str, *, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1,
+    def __init__(self, data: str | list[str] | Data, *, seq_len: int, batch_size: int, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, seed: int = 0, schedule: Iterable | None = None, eos_id: int | None = None,
                  vocab_size: int | None = None, bad_data: str = "error", shard_problems: dict | None = None):
-        self.root, self.manifest = open_dataset(data)
+        if not isinstance(data, Data):
+            opened = [open_dataset(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
+            data = Data([r for r, _ in opened], [m for _, m in opened])
+        self.data = data
+        self.root, self.manifest = data.roots[0], data.manifests[0]
         self.vocab_size, self.bad_data = vocab_size, bad_data
         # Cheap checks here; the trainer passes its own result (with the ranks' sha256 checks merged).
-        problems = check_shards(self.root, self.manifest) if shard_problems is None else shard_problems
+        problems = check_data(data) if shard_problems is None else shard_problems
         if problems:
             listing = "\n  ".join(problems[k] for k in sorted(problems))
+            where = " / ".join(f"{r}/manifest.json" for r in data.roots)
             if bad_data != "skip":
-                raise ShardError(f"{len(problems)} shard(s) do not match {self.root}/manifest.json:\n  {listing}\n"
+                raise ShardError(f"{len(problems)} shard(s) do not match {where}:\n  {listing}\n"
                                  "(bad_data=skip trains without them)")
             log.warning("leaving out %d shard(s) that do not match the manifest:\n  %s", len(problems), listing)
         self.skipped_shards = sorted(problems)
-        self.units = list_units(self.root, self.manifest, exclude=problems)
+        self.units = []
+        for i, (root, manifest) in enumerate(zip(data.roots, data.manifests)):
+            first = self.units[-1].first_doc + self.units[-1].rows if self.units else 0
+            self.units += list_units(root, manifest, exclude=problems, dataset=i, first=first)
         if not self.units:
-            raise ShardError(f"{self.root}: no readable rows in any shard")
+            raise ShardError(f"{', '.join(map(str, data.roots))}: no readable rows in any shard")
         if eos_id is None:
             eos_id = self.manifest.get("tokenizer", {}).get("eos_id")
             if eos_id is None or eos_id < 0:
@@ -466,7 +480,7 @@ class PackedDataset(IterableDataset):
         state = self.start["readers"].get(local)
         return Reader(self.units, reader_id, self.n_readers, self.seq_len, self.eos_id, seed=self.seed,
                       schedule=self.schedule, state=json.loads(json.dumps(state)) if state else None,
-                      vocab_size=self.vocab_size, bad_data=self.bad_data)
+                      vocab_size=self.vocab_size, bad_data=self.bad_data, only=self.data.only)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -553,6 +567,12 @@ class PackedLoader:
         windows = tokens // (ds.seq_len * ds.n_readers)
         self.readers = {j: Reader.initial_state(windows) for j in range(ds.readers_per_rank)}
         self.stats = {}
+
+    def restart_mix_phase(self) -> None:
+        """Count the mix's token shares afresh from the current position (new weights on resume)."""
+        self.close()
+        for state in self.readers.values():
+            state["phase"], state["phase_tokens"] = -1, {}
 
     def state_dict(self) -> dict:
         ds = self.dataset

@@ -92,24 +92,14 @@ def load_checkpoint(path: str | Path) -> tuple[Transformer, TrainConfig]:
     return model.eval(), cfg
 
 
-def _tokenizer_model(cfg: TrainConfig, override: str | None) -> Path | None:
+def _tokenizer_model(cfg: TrainConfig, override: str | None, checkpoint: Path) -> Path | None:
+    """``--tokenizer``, else the run's own copy (``<run_dir>/tokenizer.model``), its config's, or its data's."""
     if override:
         return Path(override)
-    if cfg.tokenizer:
-        return Path(cfg.tokenizer)
-    if cfg.data:
-        from .data import DataError, open_dataset
+    from .inputs import run_tokenizer
 
-        try:
-            root, manifest = open_dataset(cfg.data)
-        except DataError:
-            return None
-        tok = manifest.get("tokenizer", {})
-        for key in ("model_path", "model", "path"):
-            if tok.get(key):
-                p = Path(tok[key])
-                return p if p.is_absolute() or p.exists() else root / p
-    return None
+    path, _ = run_tokenizer(Path(checkpoint).parent.parent, cfg.to_dict())
+    return Path(path) if path else None
 
 
 def llama_config(cfg: TrainConfig, dtype: torch.dtype, special: dict):
@@ -137,7 +127,7 @@ def export(checkpoint: str | Path, out: str | Path, *, dtype: str = "bfloat16", 
     check_export_dir(out, checkpoint)
     torch_dtype = to_dtype(dtype)  # an unknown name: a TrainConfigError, before any work
     model, cfg = load_checkpoint(checkpoint)
-    tok_path = _tokenizer_model(cfg, tokenizer)
+    tok_path = _tokenizer_model(cfg, tokenizer, Path(checkpoint))
     if tok_path is None or not tok_path.is_file():
         raise ExportError(f"SentencePiece tokenizer model not found ({tok_path}); pass --tokenizer")
     special = _special_ids(tok_path)
@@ -232,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, help="a step-N checkpoint directory")
     ap.add_argument("--out", required=True, help="Hugging Face output directory")
     ap.add_argument("--dtype", default="bfloat16", help="weight dtype: bfloat16 | float32 | float16")
-    ap.add_argument("--tokenizer", help="SentencePiece model (default: the training data manifest's)")
+    ap.add_argument("--tokenizer", help="SentencePiece model (default: the run's copy, <run_dir>/tokenizer.model)")
     ap.add_argument("--max-shard-size", default="5GB")
 
     def run() -> int:

@@ -156,6 +156,11 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) int64 -> logits (B, T, vocab) in the compute dtype."""
+        return self.output(self.hidden(tokens))
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) -> the final normed hidden states (B, T, dim): ``output`` of them is the logits.
+        Scoring applies the output head to a few positions at a time (bounded memory for any vocabulary)."""
         t = tokens.shape[1]
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {t} > max_seq_len {self.cfg.max_seq_len}")
@@ -163,7 +168,7 @@ class Transformer(nn.Module):
         h = self.tok_embeddings(tokens)
         for layer in self.layers:
             h = layer(h, cos, sin)
-        return self.output(self.norm(h))
+        return self.norm(h)
 
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:

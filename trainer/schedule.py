@@ -30,10 +30,21 @@ def decay_steps_for(stage1_tokens: int, tokens_per_step: int, total_steps: int) 
     return max(1, stage1_tokens // tokens_per_step)
 
 
+def describe(*, lr: float, min_lr: float, warmup_steps: int, decay_steps: int) -> str:
+    """The schedule in words, for the log."""
+    return (f"linear warmup to {lr:.3g} over {warmup_steps} steps, cosine to {min_lr:.3g} at step {decay_steps}, "
+            f"then constant {min_lr:.3g}")
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, *, lr: float, min_lr: float, warmup_steps: int,
-                    decay_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR (so its position is saved in checkpoints); the optimizer's base lr must be ``lr``."""
+                    decay_steps: int, start_step: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR; the optimizer's base lr must be ``lr``.  ``start_step`` > 0 (a resume) sets the
+    optimizer's LR to ``lr_at(start_step)`` of *this* schedule: the LR is a function of the step, so
+    a resumed run with the same settings continues exactly, and one with other ``steps`` or LR
+    settings continues on its new schedule from the first resumed step on."""
     def factor(step: int) -> float:
         return lr_at(step, lr=lr, min_lr=min_lr, warmup_steps=warmup_steps, decay_steps=decay_steps) / lr
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr  # what LambdaLR scales (it needs it to start past step 0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=start_step - 1)

@@ -1,13 +1,18 @@
 """``skypile-train``: pretrain the LLaMA-style model on SkyPile shards with FSDP2.
 
-    skypile-train --config tiny data=out/shards steps=100          # one process (a 1-rank group)
-    torchrun --nproc_per_node 8 -m skypile.trainer.train --config 1b data=...   # one node
+    skypile-train --config tiny --data out/web steps=100          # one process (a 1-rank group)
+    skypile-train --config tiny --data out/web out/code steps=100 # several shard directories
+    skypile-train --config tiny mix=mix.json steps=100            # the shards of every source of a mix, where they lie
+    torchrun --nproc_per_node 8 -m skypile.trainer.train --config 1b --data ...   # one node
     (multi-node: see trainer/README.md)
     skypile-train export --checkpoint runs/x/checkpoints/step-N --out hf/   # Hugging Face LLaMA dir
 
 Writes ``<run_dir>/metrics.jsonl`` (one JSON object per logged step or
-validation), ``config.json`` and ``checkpoints/``; resumes from the latest
-checkpoint in ``run_dir`` unless ``resume=none``.
+validation), ``config.json`` (paths absolute), ``tokenizer.model`` (the run's
+copy) and ``checkpoints/``; resumes from the latest checkpoint in ``run_dir``
+unless ``resume=none``.  A resume on other data or with a model of another
+shape is refused in one line; other ``steps`` (or LR settings) continue on the
+new schedule, stated in the log.
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ from skypile.io import check_output_dir
 
 from .checkpoint import CheckpointError, Checkpointer, check_intact, verify_checksums
 from .config import TrainConfig, TrainConfigError, apply_overrides, get_config
-from .data import PackedDataset, PackedLoader, check_shards, load_val_windows, open_dataset
+from .data import PackedDataset, PackedLoader, check_data, load_val_windows
+from .inputs import ResumeError, absolute_paths, copy_tokenizer, data_identity, manifest_tokenizer, resolve_data
 from .model import build_model, flops_per_token, num_params, peak_tflops_for
 from .parallelize import build_mesh, parallelize
-from .schedule import build_scheduler, decay_steps_for
+from .schedule import build_scheduler, decay_steps_for, describe
 
 log = logging.getLogger("skypile.trainer")
 
@@ -83,19 +89,37 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = OneLineParser(prog="skypile-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="preset: tiny | 1b | skywork-13b")
-    parser.add_argument("--data", help="shorthand for data=...")
-    parser.add_argument("--run-dir", help="shorthand for run_dir=...")
+    parser.add_argument("--data", nargs="+", metavar="SHARD_DIR",
+                        help="shard directories (data=a,b); default with mix=mix.json: its sources' shard directories")
+    parser.add_argument("--run-dir", help="shorthand for run_dir=... (default runs/<preset> under the working directory)")
     parser.add_argument("overrides", nargs="*", help="key=value (model.key=value for model fields)")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after the options
     overrides = list(args.overrides)
     if args.data:
-        overrides.append(f"data={args.data}")
+        dirs = [d for d in args.data if not _is_override(d)]  # --data a b steps=3: the override is not a directory
+        overrides += [d for d in args.data if _is_override(d)]
+        overrides.append("data=" + json.dumps(dirs))
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     cfg = apply_overrides(get_config(args.config), overrides)
     if not cfg.run_dir:
         cfg.run_dir = str(Path("runs") / cfg.name)
+    absolute_paths(cfg)  # config.json means the same from any working directory
     return cfg
+
+
+def _is_override(arg: str) -> bool:
+    """``--data a b steps=3``: ``steps=3`` is an override, not a directory (so is ``stepz=3``, which
+    apply_overrides then names as unknown, and a bare config key that is no path, ``steps``)."""
+    import re
+    import typing
+
+    from .config import ModelConfig
+
+    if re.match(r"^[A-Za-z_][\w.-]*=", arg):
+        return True
+    key = arg.removeprefix("model.")
+    return not Path(arg).exists() and (key in typing.get_type_hints(TrainConfig) or key in typing.get_type_hints(ModelConfig))
 
 
 def _max_memory_gib(device: torch.device) -> dict:
@@ -103,17 +127,6 @@ def _max_memory_gib(device: torch.device) -> dict:
         return {"mem_alloc_gib": torch.cuda.max_memory_allocated(device) / 2**30,
                 "mem_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30}
     return {"mem_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux: KiB
-
-
-def _tokenizer_path(cfg: TrainConfig, manifest: dict, root: Path) -> str | None:
-    if cfg.tokenizer:
-        return cfg.tokenizer
-    tok = manifest.get("tokenizer", {})
-    for key in ("model_path", "model", "path"):
-        if tok.get(key):
-            p = Path(tok[key])
-            return str(p if p.is_absolute() or p.exists() else root / p)
-    return None
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float) -> tuple[float, bool]:
@@ -259,11 +272,9 @@ def _train(cfg: TrainConfig, env: Dist, run_dir: Path) -> list[dict]:
 
 def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitStack) -> list[dict]:
     rank, world, device = env.rank, env.world_size, env.device
-    if not cfg.data:
-        raise TrainConfigError("data=<shard dir> (or --data) is required")
+    data = resolve_data(cfg)  # every source the mix weights is in the data, one tokenizer, trainable shards
     check_output_dir(str(run_dir), "run_dir")  # every rank, before any work: one that cannot write fails alone
-    root, manifest = open_dataset(cfg.data)
-    tok = manifest.get("tokenizer", {})
+    tok = data.tokenizer
     if cfg.model.vocab_size <= 0:
         if not tok.get("vocab_size"):
             raise TrainConfigError("model.vocab_size=0 needs tokenizer.vocab_size in the manifest")
@@ -284,10 +295,21 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
     tokens_per_step = cfg.micro_batch_size * cfg.seq_len * grad_accum * world
     total_steps = cfg.steps or max(1, (cfg.stage1_tokens + cfg.stage2_tokens) // tokens_per_step)
     decay_steps = decay_steps_for(cfg.stage1_tokens, tokens_per_step, total_steps)
+    identity = data_identity(data)
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_ckpts)
+    saved = check_resume(cfg, ckpt, identity, run_dir)  # refuses other data or another model before any work
+    tokenizer, tried = manifest_tokenizer(data.roots[0], data.manifests[0]) if not cfg.tokenizer else (cfg.tokenizer, [])
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if tokenizer:  # the run keeps its own copy: eval and export find it whatever happens to the original
+            copy_tokenizer(tokenizer, run_dir)
+        else:
+            log.warning("the shards' tokenizer model is not found (tried %s): the run directory will not hold it; "
+                        "skypile eval and skypile-train export will need --tokenizer", tried or "nothing")
+        log.info("data: %s", "; ".join(f"{r} ({', '.join(sorted(m.get('sources', {}))) or '?'})"
+                                       for r, m in zip(data.roots, data.manifests)))
 
     # -- model: meta -> AC / compile / FSDP2 -> materialize -> init
     torch.manual_seed(cfg.seed)
@@ -306,6 +328,8 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
              num_params(cfg.model) / 1e6, num_params(cfg.model, embedding=False) / 1e6, attn, world,
              dict(zip(mesh.mesh_dim_names, mesh.shape)), grad_accum, tokens_per_step, total_steps, decay_steps,
              fpt, peak)
+    schedule_args = dict(lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps, decay_steps=decay_steps)
+    log.info("LR schedule: %s; the run ends at step %d", describe(**schedule_args), total_steps)
 
     decay, no_decay = [], []
     for p in model.parameters():
@@ -313,17 +337,16 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=device.type == "cuda")
-    scheduler = build_scheduler(optimizer, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
-                                decay_steps=decay_steps)
+    scheduler = build_scheduler(optimizer, **schedule_args)
 
     # -- data
     schedule = cfg.mix_schedule or ([[0, cfg.data_weights]] if cfg.data_weights else None)
-    problems = check_shards(root, manifest, sha256_part=(rank, world) if cfg.verify_sha256 else None)
+    problems = check_data(data, sha256_part=(rank, world) if cfg.verify_sha256 else None)
     if cfg.verify_sha256:  # each rank hashed 1/world of the shards: every rank needs every verdict
         gathered: list = [None] * world
         dist.all_gather_object(gathered, problems)
         problems = {k: v for part in gathered for k, v in part.items()}
-    dataset = PackedDataset(cfg.data, seq_len=cfg.seq_len, batch_size=cfg.micro_batch_size, rank=rank,
+    dataset = PackedDataset(data, seq_len=cfg.seq_len, batch_size=cfg.micro_batch_size, rank=rank,
                             world_size=world, num_workers=cfg.num_workers, seed=cfg.seed, schedule=schedule,
                             vocab_size=int(tok.get("vocab_size") or cfg.model.vocab_size), bad_data=cfg.bad_data,
                             shard_problems=problems)
@@ -331,34 +354,42 @@ def _run(cfg: TrainConfig, env: Dist, run_dir: Path, resources: contextlib.ExitS
         PackedLoader(dataset, num_workers=cfg.num_workers, pin_memory=device.type == "cuda"))
     val: dict[str, torch.Tensor] = {}
     if cfg.val_sets:
-        tokenizer = _tokenizer_path(cfg, manifest, root)
         for name, spec in cfg.val_sets.items():
             val[name] = load_val_windows(spec, seq_len=cfg.seq_len, n_windows=cfg.val_windows,
                                          eos_id=dataset.eos_id, tokenizer=tokenizer)
         log.info("validation sets: %s", {k: tuple(v.shape) for k, v in val.items()})
 
     # -- resume
-    ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_ckpts)
     step = skipped_steps = 0
     resume_from, state = resume(ckpt, cfg, model, optimizer, device)
     if resume_from is not None:
-        scheduler.load_state_dict(state["scheduler"])
         step = int(state["step"])
+        # The schedule is a function of the step: rebuilt at the step reached, with this run's settings
+        # (a saved scheduler would run the next step at the LR the old schedule left in the optimizer).
+        scheduler = build_scheduler(optimizer, **schedule_args, start_step=step)
         skipped_steps = int(state.get("skipped_steps", 0))
+        saved_cfg = state["meta"].get("config", {})
         if cfg.reset_data_position:
             loader.reset_position(step * tokens_per_step)
-            log.warning("data position reset on resume (reset_data_position=true): saved by world size %d, now %d; "
-                        "every reader restarts its stream at global token %d (documents may repeat)",
-                        state["meta"]["world_size"], world, step * tokens_per_step)
+            log.warning("data position reset on resume (reset_data_position=true): saved by world size %d on %s, now "
+                        "world size %d on %s; every reader restarts its stream at global token %d (documents may repeat)",
+                        state["meta"]["world_size"], _dirs(state["meta"].get("data") or saved_cfg.get("data")), world,
+                        _dirs(identity), step * tokens_per_step)
         else:
             loader.load_state_dict(state["data"])
+            if _weights_of(saved_cfg) != _weights_of(cfg.to_dict()):
+                loader.restart_mix_phase()
+                log.warning("the mix changed since step %d (data_weights / mix_schedule / mix): the shares are counted "
+                            "afresh from here; the data position is kept", step)
         log.info("resumed from %s at step %d", resume_from, step)
+        note_schedule_change(saved, cfg, step, schedule_args, total_steps)
 
     def save(at: int) -> None:
         ckpt.save(at, model, optimizer,
                   {"step": at, "scheduler": scheduler.state_dict(), "data": loader.state_dict(),
                    "skipped_steps": skipped_steps},
-                  meta={"config": cfg.to_dict()})
+                  meta={"config": cfg.to_dict(), "data": identity, "total_steps": total_steps,
+                        "schedule": schedule_args})
 
     metrics_file = resources.enter_context(open(run_dir / "metrics.jsonl", "a")) if rank == 0 else None
     rows: list[dict] = []
@@ -494,6 +525,71 @@ def resume(ckpt: Checkpointer, cfg: TrainConfig, model, optimizer, device: torch
         raise CheckpointError(f"no checkpoint in {ckpt.dir} can be resumed from (see the warnings above); "
                               "resume=none starts from scratch")
     return None, {}
+
+
+def _dirs(identity) -> str:
+    if isinstance(identity, str):
+        return identity
+    return ", ".join(d["path"] if isinstance(d, dict) else str(d) for d in identity or []) or "?"
+
+
+def _weights_of(cfg: dict) -> tuple:
+    return json.dumps(cfg.get("data_weights"), sort_keys=True), json.dumps(cfg.get("mix_schedule"), sort_keys=True)
+
+
+def check_resume(cfg: TrainConfig, ckpt: Checkpointer, identity: list[dict], run_dir: Path) -> dict | None:
+    """The newest checkpoint's ``meta.json`` when this run will resume from it; :class:`ResumeError`
+    (one line) when it cannot go on with this config: a model of another shape, or other data
+    without ``reset_data_position=true``.  Other ``steps`` or LR settings are allowed (the new
+    schedule is logged: :func:`note_schedule_change`)."""
+    if cfg.resume in ("none", ""):
+        return None
+    path = ckpt.latest() if cfg.resume == "auto" else Path(cfg.resume)
+    if path is None or not (path / "meta.json").is_file():
+        return None
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except ValueError:
+        return None  # resume() reports the damaged checkpoint and falls back
+    saved = meta.get("config") or {}
+    fresh = "--run-dir NEW_DIR starts a new run"
+    if saved.get("model"):
+        changed = {k: (v, getattr(cfg.model, k)) for k, v in saved["model"].items()
+                   if hasattr(cfg.model, k) and v != getattr(cfg.model, k) and k != "attention"}
+        if changed:
+            what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(changed.items()))
+            raise ResumeError(f"{run_dir} holds a checkpoint ({path.name}) of another model ({what}): {fresh}, "
+                              "resume=none starts over in this one")
+    before = meta.get("data")
+    if before is not None and before != identity:
+        was, now = _dirs(before), _dirs(identity)
+        change = f"{was} -> {now}" if was != now else f"{now}, whose shards changed"
+        if not cfg.reset_data_position:
+            raise ResumeError(f"{run_dir} was trained on other data ({path.name}: {change}): {fresh}, or "
+                              "reset_data_position=true goes on training its model on this data from the start of its stream")
+        log.warning("resuming %s on other data (%s): reset_data_position=true restarts the data stream", run_dir, change)
+    return meta
+
+
+def note_schedule_change(meta: dict | None, cfg: TrainConfig, step: int, schedule_args: dict, total_steps: int) -> None:
+    """Log, on resume, what another ``steps`` or other LR settings do to the schedule from here."""
+    if not meta:
+        return
+    old = meta.get("schedule")
+    saved = meta.get("config") or {}
+    if old is None and saved:  # checkpoints written before the schedule was saved: the run's own settings
+        old = {"lr": saved.get("lr"), "min_lr": saved.get("min_lr"), "warmup_steps": saved.get("warmup_steps"),
+               "decay_steps": schedule_args["decay_steps"] if saved.get("steps") == cfg.steps else None}
+    old_total = meta.get("total_steps", saved.get("steps"))
+    if old == schedule_args and old_total == total_steps:
+        return
+    from .schedule import lr_at
+
+    now_lr = lr_at(step, **schedule_args)
+    was = f"{describe(**old)}, ending at step {old_total}" if old and None not in old.values() else f"steps={old_total}"
+    was_lr = f" (the saved schedule: {lr_at(step, **old):.3g})" if old and None not in old.values() else ""
+    log.warning("the schedule changed since step %d: was %s; now %s, ending at step %d; step %d runs at lr %.3g%s",
+                step, was, describe(**schedule_args), total_steps, step + 1, now_lr, was_lr)
 
 
 def _avg_gloo(t: torch.Tensor) -> None:

@@ -30,7 +30,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="let an HF directory run its own model code")
     p.add_argument("--stride", type=int, default=None,
                    help="sliding-window step for texts longer than the context (default: half the context)")
-    p.add_argument("--batch-tokens", type=int, default=8192, help="tokens per forward batch")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="tokens per forward batch (default: what fits a share of the free memory; the loss over the "
+                        "vocabulary runs in chunks, so its memory is bounded either way)")
     p.add_argument("--max-docs", type=int, default=None, help="score a seeded random sample of at most N texts per set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")

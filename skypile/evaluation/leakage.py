@@ -86,7 +86,7 @@ def verdict(delta1: float, delta1_ci: list[float], delta2: float, delta2_ci: lis
 
 def evaluate_leakage(model: ScoringModel, train: str, test: str, ref: str, *, max_docs: int | None = None,
                      seed: int = 0, bootstrap: int = 1000, margin: float = 0.1, stride: int | None = None,
-                     batch_tokens: int = 8192, progress: bool = True) -> dict:
+                     batch_tokens: int | None = None, progress: bool = True) -> dict:
     """The ``leakage.json`` report (see the module docstring)."""
     sets = {"train": read_set(train, max_docs=max_docs, seed=seed), "test": read_set(test, max_docs=max_docs, seed=seed),
             "ref": read_set(ref, max_docs=max_docs, seed=seed)}

@@ -9,8 +9,8 @@ What ``--model`` may name:
 
 A trainer checkpoint is read with ``torch.distributed.checkpoint`` in one process (no process
 group): only the model weights, whatever world size saved them.  The tokenizer is the
-SentencePiece model the run trained with (``tokenizer`` in its config, else the data manifest's),
-or ``tokenizer=`` when that path no longer exists.  A Hugging Face directory is encoded with its
+SentencePiece model the run trained with (its copy in the run directory, else ``tokenizer`` in its
+config, else the data manifests'), or ``tokenizer=``.  A Hugging Face directory is encoded with its
 own tokenizer, except our trainer's HF export (``skypile_export.json``), which is encoded with
 the exact SentencePiece model it holds, and except when ``tokenizer=`` names one.
 
@@ -26,7 +26,6 @@ torch and transformers are imported inside functions, so ``import skypile`` stay
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import warnings
@@ -40,6 +39,15 @@ log = logging.getLogger(__name__)
 
 
 HF_DEFAULT_CONTEXT = 4096  # the window of the Skywork paper's own loss evaluation
+# Hugging Face model types whose logits are exactly ``get_output_embeddings()`` of the base model's
+# last hidden state (no logit scaling or soft-capping): scored with the head applied in chunks.
+HEAD_SPLIT_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox")
+
+
+def activation_bytes(dim: int, ffn: int, dtype) -> int:
+    """Bytes per input token that one inference forward holds at its peak (a block's input, q/k/v,
+    attention output, the SwiGLU gate/up/product, twice over for allocator slack): sizes the batch."""
+    return 2 * (5 * dim + 3 * ffn) * dtype.itemsize
 
 
 class EvalError(UserError):
@@ -59,6 +67,11 @@ class ScoringModel:
     encode_batch: Callable[[list[str]], list[list[int]]]
     logits: Callable[[Any, Any], Any]  # (tokens (B, T) int64, mask (B, T) bool) -> logits (B, T, V)
     info: dict = dataclasses.field(default_factory=dict)
+    # The same logits in two steps, so scoring applies the output head to a few positions at a time:
+    # hidden(tokens, mask) -> (B, T, D) final hidden states, head(h (N, D)) -> logits (N, V).  None: only logits.
+    hidden: Callable[[Any, Any], Any] | None = None
+    head: Callable[[Any], Any] | None = None
+    token_bytes: int = 0  # activation bytes per input token of one forward (sizes the default batch)
 
 
 def resolve_device(device: str = "auto"):
@@ -149,34 +162,20 @@ def _trainer_config(path: Path, kind: str) -> tuple[dict, Path]:
     return cfg, ckpt
 
 
-def _trainer_tokenizer(cfg: dict, override: str | None) -> str:
-    """``override``, else the run config's ``tokenizer``, else the data manifest's (checked
-    against the manifest's sha256: a tokenizer rebuilt since would score garbage, silently)."""
+def _trainer_tokenizer(cfg: dict, override: str | None, run_dir: Path) -> str:
+    """``override``, else the run's own copy (``<run_dir>/tokenizer.model``), else its config's
+    ``tokenizer``, else the data manifests' (checked against their sha256: a tokenizer rebuilt
+    since would score garbage, silently)."""
     if override:
         if "://" not in override and not Path(override).is_file():
             raise EvalError(f"tokenizer {override} does not exist")
         return override
-    if cfg.get("tokenizer") and ("://" in cfg["tokenizer"] or Path(cfg["tokenizer"]).is_file()):
-        return cfg["tokenizer"]
-    tried = [cfg["tokenizer"]] if cfg.get("tokenizer") else []
-    data = cfg.get("data")
-    manifest = next((m for m in ((Path(data) / "manifest.json", Path(data).parent / "manifest.json") if data else ())
-                     if m.is_file()), None)
-    if manifest is not None:
-        tok = json.loads(manifest.read_text()).get("tokenizer", {})
-        for key in ("model_path", "model", "path"):
-            if not tok.get(key):
-                continue
-            p = Path(tok[key])
-            p = p if p.is_absolute() or p.exists() else manifest.parent / p
-            tried.append(str(p))
-            if p.is_file():
-                if tok.get("sha256") and hashlib.sha256(p.read_bytes()).hexdigest() != tok["sha256"]:
-                    raise EvalError(f"tokenizer {p} has changed since {manifest} was written (sha256 differs): "
-                                    f"pass --tokenizer with the model this run trained with")
-                return str(p)
-    raise EvalError(f"no tokenizer found for this run (tried {tried or 'nothing: no tokenizer in its config or data manifest'});"
-                    " pass --tokenizer PATH.model")
+    from skypile.trainer.inputs import run_tokenizer
+
+    path, tried = run_tokenizer(run_dir, cfg)
+    if path:
+        return path
+    raise EvalError(f"no tokenizer found for this run (tried {', '.join(tried)}); pass --tokenizer PATH.model")
 
 
 def _load_trainer(path: Path, kind: str, device, dtype, tokenizer: str | None) -> ScoringModel:
@@ -190,7 +189,7 @@ def _load_trainer(path: Path, kind: str, device, dtype, tokenizer: str | None) -
     cfg, ckpt = _trainer_config(path, kind)
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     mcfg = ModelConfig(**{k: v for k, v in cfg["model"].items() if k in known})
-    sp_path = _trainer_tokenizer(cfg, tokenizer)
+    sp_path = _trainer_tokenizer(cfg, tokenizer, ckpt.parent.parent)
     sp = load_tokenizer(sp_path)
     if sp.get_piece_size() > mcfg.vocab_size:
         raise EvalError(f"tokenizer {sp_path} has {sp.get_piece_size()} pieces > the model's vocab {mcfg.vocab_size}")
@@ -223,6 +222,8 @@ def _load_trainer(path: Path, kind: str, device, dtype, tokenizer: str | None) -
         name=f"{path.parent.name}/{path.name}" if kind == "trainer-run" else f"{ckpt.parent.parent.name}/{ckpt.name}",
         kind="trainer", path=str(path), context=min(seq_len, mcfg.max_seq_len), start_id=sp.eos_id(),
         device=device, encode_batch=lambda texts: sp.encode(texts), logits=logits,
+        hidden=lambda tokens, mask: model.hidden(tokens), head=model.output,
+        token_bytes=activation_bytes(mcfg.dim, mcfg.ffn_dim, dtype),
         info={"checkpoint": str(ckpt), "step": step, "tokenizer": sp_path, "vocab_size": mcfg.vocab_size,
               "max_seq_len": mcfg.max_seq_len,
               "dtype": str(dtype).removeprefix("torch.")})
@@ -285,7 +286,18 @@ def _load_hf(path: Path, device, dtype, tokenizer: str | None, trust_remote_code
     def logits(tokens, mask):
         return model(input_ids=tokens, attention_mask=mask.long()).logits
 
+    hidden = head = None
+    if cfg.model_type in HEAD_SPLIT_TYPES and model.get_output_embeddings() is not None:
+        base = getattr(model, model.base_model_prefix)
+
+        def hidden(tokens, mask):
+            return base(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
+
+        head = model.get_output_embeddings()
+    width = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
+    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * width
+    token_bytes = activation_bytes(width, ffn, dtype) + (0 if head else 3 * 4 * cfg.vocab_size)
     return ScoringModel(name=path.name, kind="hf", path=str(path), context=context, start_id=start, device=device,
-                        encode_batch=encode_batch, logits=logits,
+                        encode_batch=encode_batch, logits=logits, hidden=hidden, head=head, token_bytes=token_bytes,
                         info={"model_type": cfg.model_type, "vocab_size": cfg.vocab_size, "tokenizer": tok_name,
                               "dtype": str(dtype).removeprefix("torch.")})

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from skypile import io
 from skypile.evaluation.models import ScoringModel
-from skypile.evaluation.scoring import expand_sets, read_set, score_texts, summarize
+from skypile.evaluation.scoring import default_batch_tokens, expand_sets, read_set, score_texts, summarize
 
 # The paper's column order and labels; other domains follow in file order.
 PAPER_DOMAINS = {"tech": "Tech", "movie": "Movie", "government": "Gov.", "game": "Game", "finance": "Finance",
@@ -63,7 +63,7 @@ def average(domains: dict[str, dict]) -> dict:
             "n_docs": sum(d["n_docs"] for d in domains.values()), "domains": list(domains)}
 
 
-def evaluate_ppl(model: ScoringModel, sets: list[str], *, stride: int | None = None, batch_tokens: int = 8192,
+def evaluate_ppl(model: ScoringModel, sets: list[str], *, stride: int | None = None, batch_tokens: int | None = None,
                  max_docs: int | None = None, seed: int = 0, progress: bool = True) -> dict:
     """The ``ppl.json`` report for ``model`` on every set named by ``sets`` (files or directories)."""
     files = expand_sets(sets)
@@ -80,6 +80,7 @@ def evaluate_ppl(model: ScoringModel, sets: list[str], *, stride: int | None = N
     return {
         "model": {"name": model.name, "kind": model.kind, "path": model.path, **model.info},
         "settings": {"context": model.context, "stride": stride or max(1, model.context // 2),
+                     "batch_tokens": batch_tokens or default_batch_tokens(model),
                      "start_token": model.start_id, "max_docs": max_docs, "seed": seed, "device": str(model.device)},
         "domains": domains,
         "average": average(domains),

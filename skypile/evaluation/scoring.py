@@ -12,6 +12,14 @@ context.  ``stride = C`` gives disjoint windows (cheapest, least context); small
 cost more forwards and give lower, more faithful losses.  Windows of all documents are
 sorted by length and batched up to ``batch_tokens`` tokens.
 
+**Memory.**  The logits of a batch are ``batch_tokens x vocabulary`` floats: 2 GiB in fp32 for
+8,192 tokens of a 65,536-piece vocabulary, and the loss needs as much again.  So the model
+gives its final hidden states, and the output head and the loss run on the scored positions
+a chunk of about ``LOGITS_BYTES`` at a time: the loss's memory is bounded whatever the
+vocabulary (models without that split give full logits, and their loss runs a few rows at a
+time).  The default ``batch_tokens`` fits the batch's activations into a share of the free
+memory (:func:`default_batch_tokens`).  ``bench/eval_memory.py`` measures the peak.
+
 Reading sets: JSONL(.gz) / JSON lines with a ``text`` or ``content`` field, or GSM8K-style
 ``question`` + ``answer`` (scored as ``question + "\\n" + answer``); Parquet files with a
 ``text`` or ``content`` column; ``.txt(.gz)`` files (paragraphs separated by blank lines).
@@ -168,14 +176,72 @@ def windows_for(seq: list[int], context: int, stride: int) -> list[tuple[int, in
     return out
 
 
-def score_texts(model: ScoringModel, texts: list[str], *, stride: int | None = None, batch_tokens: int = 8192,
-                desc: str = "scoring", progress: bool = True) -> list[DocScore]:
-    """Summed token NLL (nats), token and character counts of each text under ``model``."""
+LOGITS_BYTES = 256 * 2**20  # fp32 logits + log-softmax of one chunk of scored positions
+MAX_BATCH_TOKENS = 32768  # beyond this a bigger batch buys no speed
+
+
+def memory_budget(device) -> int:
+    """Bytes one scoring batch may hold: half the free GPU memory, else a quarter of the available RAM (at most 4 GiB)."""
+    import torch
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    available = 0
+    try:
+        with open("/proc/meminfo") as f:
+            available = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), 0)
+    except OSError:
+        pass
+    return min(available // 4 if available else 2**30, 4 * 2**30)
+
+
+def default_batch_tokens(model: ScoringModel) -> int:
+    """Tokens per forward that fit :func:`memory_budget` (at least one window, at most ``MAX_BATCH_TOKENS``)."""
+    per_token = max(1, model.token_bytes)
+    return int(max(model.context, min(MAX_BATCH_TOKENS, memory_budget(model.device) // per_token)))
+
+
+def _chunk_nll(logits_of, hidden, targets, chunk: int):
+    """Token NLL of ``hidden`` rows, the output head applied ``chunk`` rows at a time."""
     import torch
     import torch.nn.functional as F
+
+    out = torch.empty(len(targets), dtype=torch.float32, device=targets.device)
+    for i in range(0, len(targets), chunk):
+        out[i : i + chunk] = F.cross_entropy(logits_of(hidden[i : i + chunk]).float(), targets[i : i + chunk], reduction="none")
+    return out
+
+
+def batch_nll(model: ScoringModel, tokens, mask, rows, cols, vocab: int):
+    """NLL of the targets ``tokens[rows, cols + 1]`` of one padded batch, in bounded memory (see the module doc)."""
+    import torch
+
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    chunk = max(1, LOGITS_BYTES // (3 * 4 * vocab))  # positions per chunk: fp32 logits, log-softmax, slack
+    if model.hidden is not None and model.head is not None:
+        h = model.hidden(inputs, mask[:, :-1])[rows, cols]
+        return _chunk_nll(model.head, h, targets[rows, cols], chunk)
+    logits = model.logits(inputs, mask[:, :-1])  # no split: full logits, their loss a few rows at a time
+    width = logits.shape[1]
+    per_row = torch.empty(logits.shape[:2], dtype=torch.float32, device=logits.device)
+    step = max(1, chunk // width)
+    for r in range(0, logits.shape[0], step):
+        per_row[r : r + step] = _chunk_nll(lambda x: x, logits[r : r + step].flatten(0, 1), targets[r : r + step].flatten(),
+                                           chunk).view(-1, width)
+    return per_row[rows, cols]
+
+
+def score_texts(model: ScoringModel, texts: list[str], *, stride: int | None = None, batch_tokens: int | None = None,
+                desc: str = "scoring", progress: bool = True) -> list[DocScore]:
+    """Summed token NLL (nats), token and character counts of each text under ``model``;
+    ``batch_tokens`` None: :func:`default_batch_tokens`."""
+    import torch
     from tqdm import tqdm
 
     context = model.context
+    batch_tokens = batch_tokens or default_batch_tokens(model)
+    vocab = int(model.info.get("vocab_size") or 65536)
     stride = stride or max(1, context // 2)
     encoded = model.encode_batch(texts)
     scores = [DocScore(0.0, 0, len(t)) for t in texts]
@@ -202,12 +268,13 @@ def score_texts(model: ScoringModel, texts: list[str], *, stride: int | None = N
                 tokens[row, : len(window)] = torch.tensor(window)
                 mask[row, : len(window)] = True
             tokens, mask = tokens.to(model.device), mask.to(model.device)
-            logits = model.logits(tokens[:, :-1], mask[:, :-1])
-            targets = tokens[:, 1:]
-            nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-            nll = nll.view(targets.shape).double().cpu()
+            scored = [(row, skip, len(window) - 1) for row, (_, window, skip) in enumerate(batch)]
+            rows = torch.cat([torch.full((end - skip,), row, dtype=torch.long) for row, skip, end in scored])
+            cols = torch.cat([torch.arange(skip, end) for _, skip, end in scored])
+            nll = batch_nll(model, tokens, mask, rows.to(model.device), cols.to(model.device), vocab)
+            sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, rows, nll.double().cpu())
             for row, (doc, window, skip) in enumerate(batch):
-                totals[doc] += nll[row, skip : len(window) - 1].sum().item()
+                totals[doc] += sums[row].item()
                 counts[doc] += len(window) - 1 - skip
     for s, nll_sum, n in zip(scores, totals, counts):
         s.nll, s.n_tokens = nll_sum, n

@@ -13,12 +13,17 @@ group at a time.
 * Each shard records in its footer which rows of which parts it holds, under
   which run fingerprint; a re-run reuses a shard whose record matches and
   rewrites any other, so a killed job resumes and never keeps a stale shard.
+
+The manifest lists the shards, the documents and tokens of each value of the
+``source`` column (the names ``skypile mix`` and the trainer's weights refer to)
+and whether the shards are ``trainable``: only shards with a ``tokens`` column are
+(``skypile dedup`` writes text only; ``skypile export`` tokenizes its output).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import pyarrow as pa
@@ -55,6 +60,21 @@ class ShardInfo:
     tokens: int
     bytes: int
     sha256: str
+    sources: dict = field(default_factory=dict)  # source column value -> {"rows", "tokens"}
+
+
+def count_sources(table: pa.Table, into: dict | None = None) -> dict:
+    """Rows and tokens (``n_tokens``, 0 without it) per ``source`` value of ``table``, added to ``into``."""
+    into = {} if into is None else into
+    if "source" not in table.column_names or table.num_rows == 0:
+        return into
+    tokens = "n_tokens" in table.column_names
+    grouped = table.group_by("source").aggregate([("source", "count")] + ([("n_tokens", "sum")] if tokens else []))
+    for row in grouped.to_pylist():
+        entry = into.setdefault(str(row["source"]), {"rows": 0, "tokens": 0})
+        entry["rows"] += int(row["source_count"])
+        entry["tokens"] += int(row.get("n_tokens_sum") or 0)
+    return into
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -116,14 +136,16 @@ def _slices(run: RunDir, rel: str, start: int, end: int) -> Iterator[pa.Table]:
 
 
 def describe_shard(root: str, rel: str) -> ShardInfo:
-    """Rows, tokens, size and sha256 of a finished shard file ``root/rel``."""
+    """Rows, tokens (per source too), size and sha256 of a finished shard file ``root/rel``."""
     uri = io.join(root, rel)
     fs, path = io.filesystem_and_path(uri)
     with fs.open_input_file(path) as f:
         pf = pq.ParquetFile(f)
         rows = pf.metadata.num_rows
-        tokens = int(pc.sum(pf.read(columns=["n_tokens"]).column(0)).as_py() or 0) if "n_tokens" in pf.schema_arrow.names else 0
-    return ShardInfo(rel, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
+        columns = [c for c in ("source", "n_tokens") if c in pf.schema_arrow.names]
+        table = pf.read(columns=columns)
+        tokens = int(pc.sum(table.column("n_tokens")).as_py() or 0) if "n_tokens" in columns else 0
+    return ShardInfo(rel, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri), count_sources(table))
 
 
 def _is_complete(run: RunDir, plan: ShardPlan) -> bool:
@@ -148,6 +170,7 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
     schema = base.with_metadata({**(base.metadata or {}), _META_KEY: plan.identity().encode()})
     uri = run.uri(plan.name)
     rows = tokens = 0
+    sources: dict = {}
     with io.atomic_output(uri) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
         pending: list[pa.Table] = []
         pending_rows = 0
@@ -166,6 +189,7 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
                 rows += table.num_rows
                 if tokenized:
                     tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
+                count_sources(table.select([c for c in ("source", "n_tokens") if c in table.column_names]), sources)
                 pending.append(table)
                 pending_rows += table.num_rows
                 if pending_rows >= row_group_rows:
@@ -173,17 +197,26 @@ def write_shard(run: RunDir, plan: ShardPlan, tokenized: bool, row_group_rows: i
         if pending_rows:
             flush(final=True)
     fs, path = io.filesystem_and_path(uri)
-    return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri))
+    return ShardInfo(plan.name, rows, tokens, fs.get_file_info(path).size, io.sha256_of(uri), sources)
 
 
 def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: dict, token_type: str = "uint16") -> dict:
-    """``root/manifest.json``: the shards (path, rows, tokens, bytes, sha256) and what made them (``extra``)."""
+    """``root/manifest.json``: the shards (path, rows, tokens, bytes, sha256, per-source counts), the
+    counts per source, whether the trainer can read them, and what made them (``extra``)."""
     shards = sorted(shards, key=lambda s: s.path)
     schema = shard_schema(token_type) if tokenized else DOCUMENT_SCHEMA
+    sources: dict[str, dict] = {}
+    for shard in shards:
+        for name, counts in shard.sources.items():
+            entry = sources.setdefault(name, {"rows": 0, "tokens": 0})
+            entry["rows"] += counts["rows"]
+            entry["tokens"] += counts["tokens"]
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "schema": schema.to_string(show_schema_metadata=False),
+        **trainability(tokenized),
         **extra,
+        "sources": dict(sorted(sources.items())),
         "num_shards": len(shards),
         "rows": sum(s.rows for s in shards),
         "tokens": sum(s.tokens for s in shards),
@@ -192,6 +225,16 @@ def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: d
     }
     io.atomic_write_text(io.join(root, MANIFEST_NAME), json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def trainability(tokenized: bool) -> dict:
+    """The manifest's ``trainable`` (can ``skypile-train`` read these shards?) and ``trainable_note`` (why)."""
+    if tokenized:
+        return {"trainable": True, "trainable_note": "the shards hold SentencePiece token ids: skypile-train --data DIR, "
+                                                     "or name their sources in a skypile mix"}
+    return {"trainable": False,
+            "trainable_note": "text only (this recipe does not tokenize: no tokens column); "
+                              "skypile export --input 'DIR/shards/*.parquet' --output NEW_DIR tokenizes them"}
 
 
 def read_manifest(root: str) -> dict:
