@@ -89,9 +89,11 @@ def test_dying_helper_is_a_counted_crash_and_the_next_call_restarts_it():
     with pytest.raises(Crash):  # a fresh helper each time, same outcome: no hang, no stale pipe
         runner(4)
     # Out of memory in the helper is a drop, not a dead worker: 40 MB is too little to import trafilatura
-    # (extract_error: MemoryError) or, where the interpreter alone needs more, to start it (extract_crash).
+    # or, where the interpreter alone needs more, to start it. How the allocation failure shows depends on
+    # where it strikes (MemoryError, a C extension's SystemError, the helper dying: extract_crash); each is
+    # a counted drop, and the next page with room is extracted.
     out = HtmlExtractor(max_memory_mb=40)(_rec(_body(f"<p>{EN}</p>")))
-    assert isinstance(out, Dropped) and (out.reason == "extract_crash" or "MemoryError" in out.detail), out
+    assert isinstance(out, Dropped) and out.reason in ("extract_crash", "extract_error"), out
     assert isinstance(HtmlExtractor(max_memory_mb=2000)(_rec(_body(f"<article><p>{EN}</p></article>"))), Document)
 
 
