@@ -74,7 +74,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from skypile.readers.jsonl import iter_texts, paragraphs
 
-from .inputs import Data, DataError, ShardError, open_dataset
+from .inputs import Data, DataError, ResumeError, ShardError, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -586,7 +586,7 @@ class PackedLoader:
         layout = (ds.n_readers, ds.readers_per_rank, ds.seq_len, ds.batch_size, ds.rank)
         saved = (state["n_readers"], state["readers_per_rank"], state["seq_len"], state["batch_size"], state["rank"])
         if layout != saved:
-            raise ValueError(f"data position was saved for (readers, workers, seq_len, batch, rank) = {saved}, "
+            raise ResumeError(f"data position was saved for (readers, workers, seq_len, batch, rank) = {saved}, "
                              f"this run has {layout}; resume with the same world size, workers and batch shape, "
                              "or set reset_data_position=true to restart the data stream (logged)")
         self.close()  # workers started before the restore would continue from the old position
