@@ -189,6 +189,21 @@ def test_validation_windows(real_shards):
         load_val_windows(real_shards["val_sets"]["code"], seq_len=128, n_windows=1, eos_id=2)
 
 
+def test_validation_text_is_read_by_its_bytes_not_its_name(real_shards, tmp_path, shared):
+    """A WikiText file gzipped, named .txt, or plain, named .txt.gz: the same windows."""
+    import gzip
+
+    kw = dict(seq_len=128, n_windows=4, eos_id=real_shards["eos_id"], tokenizer=real_shards["tokenizer"])
+    text = shared("wiki", "en", "wikitext-2-raw-test.txt").read_bytes()[:200_000]
+    (tmp_path / "plain.txt").write_bytes(text)
+    (tmp_path / "gzipped.txt").write_bytes(gzip.compress(text))
+    (tmp_path / "plain.txt.gz").write_bytes(text)
+    want = load_val_windows(tmp_path / "plain.txt", **kw)
+    assert want.shape == (4, 129)
+    for name in ("gzipped.txt", "plain.txt.gz"):
+        assert torch.equal(load_val_windows(tmp_path / name, **kw), want), name
+
+
 def test_several_directories_each_split_on_its_own_and_a_mix_source_read_where_it_lies(real_shards, tmp_path):
     """A second directory of one row group (a small code or parallel output) reaches every reader,
     not one; with the mix's ``only``, a source is read from its own directory's shards alone."""

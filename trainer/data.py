@@ -59,7 +59,6 @@ so the round-robin order of workers continues where it stopped.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -73,6 +72,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from skypile.readers.jsonl import iter_texts, paragraphs
+from skypile.readers.rows import open_text
 
 from .inputs import Data, DataError, ResumeError, ShardError, open_dataset
 
@@ -598,12 +598,11 @@ class PackedLoader:
 
 
 def _text_docs(path: Path) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
     stem = path.name[:-3] if path.suffix == ".gz" else path.name
     if stem.endswith((".jsonl", ".json")):
         yield from iter_texts(str(path))
         return
-    with opener(path, "rt", encoding="utf-8-sig") as f:  # plain text: paragraphs split by blank lines
+    with open_text(str(path)) as f:  # plain text, gzip or not by its bytes: paragraphs split by blank lines
         yield from paragraphs(f)
 
 
