@@ -178,7 +178,9 @@ def test_cli_extract_writes_one_object_per_page(tmp_path, shared, capsys):
     # Same config as the pipeline: --set reaches the stage; a bad value is a start-up error.
     short = ["--set", "extract.lines.prose_words=100", "--set", "extract.lines.sentence_words=100"]
     assert cli_main(["extract", str(tmp_path / "a.html"), *short]) == 0
-    assert json.loads(capsys.readouterr().out)["reason"] == "boilerplate_only"  # EN is 28 words
+    assert json.loads(capsys.readouterr().out)["reason"] is None  # EN (28 words) is the page's whole body
+    assert cli_main(["extract", str(tmp_path / "a.html"), *short, "--set", "extract.lines.max_fragment_run=0"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "boilerplate_only"  # ... unless no fragment is kept
     assert cli_main(["extract", str(tmp_path / "a.html"), "--set", "extract.max_depth=9999"]) == 2
     assert cli_main(["extract", str(tmp_path / "missing*.html")]) == 2
 

@@ -15,7 +15,10 @@ audit:
 3. **Fragments** – a short line that does not read as a sentence is kept only
    as a heading: one of the (at most ``max_fragment_run``) lines directly above
    prose.  Other fragments – menus, tag clouds, link lists, captions, trailing
-   "Reply"/"Share" crumbs and disjoint titles – are dropped.
+   "Reply"/"Share" crumbs and disjoint titles – are dropped.  A text that holds
+   no prose at all and no more lines than a heading is the page's whole body,
+   however short ("Test", a title and a caption): it is kept, and the length
+   stage, not the cleanup, decides whether it is worth training on.
 
 Sizes are measured in :func:`skypile.filters.units.text_units` (CJK
 characters + other words), so one set of thresholds serves Chinese and English.
@@ -34,8 +37,18 @@ from skypile.filters.units import cjk_count, word_count
 # (the lookbehind), and the possessive runs never backtrack.  The unanchored form,
 # ``[\w.+-]+@``, retried every start inside a long unspaced token: quadratic (50k chars, 4 s).
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++\.[\w.-]++")
-# 8+ digits in phone-number shape: +86 10-1234 5678, (555) 123-4567, 400-800-8888
-_PHONE_RE = re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?[\s.-]?\d{3,4}[\s.-]?\d{3,5}(?![\w.])")
+# 8+ digits in phone-number shape: +86 10-1234 5678, (555) 123-4567, 1-800-935-2620, and unseparated
+# only with a "+" or as a Chinese mobile number (13812345678).  A bare run of digits is an identifier
+# (PMID 10989507, ETag "1382694045000", a date 20140116), and a group inside a longer hyphenated or
+# slashed number is part of that number (ISBN 978-0-14-301867-4, Gecko/20100101): none of them a phone.
+_PHONE_RE = re.compile(
+    r"(?<![\w.\-/])(?:\+?\d{1,3}[\s.-])?(?:"
+    r"\+?\(?\d{2,4}\)?[\s.-]\d{3,4}[\s.-]?\d{3,5}"
+    r"|\+?\(?\d{2,4}\)?\d{3,4}[\s.-]\d{3,5}"
+    r"|\+\d{8,14}"
+    r"|1[3-9]\d{9}"
+    r")(?!\w|[.\-/]\w)"
+)
 _CONTACT_RE = re.compile(
     r"contact us|call us|e-?mail:|tel(?:ephone)?[:.]|fax[:.]|phone:|customer service|"
     r"联系我们|联系电话|联系方式|客服|热线|电话[:：]|传真|邮箱[:：]|e-?mail[:：]|地址[:：]|邮编|qq[:：群]|微信号",
@@ -160,6 +173,10 @@ class LineFilter:
         ]
         lines = [ln for ln, _, _ in sized]
         prose = [prot or self.is_prose(ln, size) for ln, size, prot in sized]
+        if not any(prose) and len(lines) <= self.max_fragment_run:
+            # A text of a heading's size with no prose at all is the page's whole body (a one-line
+            # notice, a title and a caption), not a fragment of it: kept, the length stage judges it.
+            return "\n".join(lines)
         keep = list(prose)
         i = 0
         while i < len(lines):

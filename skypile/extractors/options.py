@@ -40,5 +40,5 @@ class TrafilaturaSwitches:
     article_lines: bool = False
 
 
-DEFAULT_EN = TrafilaturaSwitches(fast=True, rescue_ratio=2.0, rescue_below=200, article_lines=True)
+DEFAULT_EN = TrafilaturaSwitches(fast=True, rescue_ratio=1.75, rescue_below=200, article_lines=True)
 DEFAULT_ZH = TrafilaturaSwitches(favor_precision=True, fast=True)

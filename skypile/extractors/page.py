@@ -23,7 +23,7 @@ a copy, so a second pass reuses it) with the language's switches
   rules cut article headings and list items on every English dev set).  When
   that text is short (under ``rescue_below``, 200 words) a second opinion
   (:mod:`~skypile.extractors.second_opinion`), resiliparse's main content
-  through the whole cleanup, replaces it if it holds ``rescue_ratio`` (2) times
+  through the whole cleanup, replaces it if it holds ``rescue_ratio`` (1.75) times
   as much: trafilatura kept a part of the page (a teaser, half an article, one
   of two repeated paragraphs).
 * Chinese pages: ``favor_precision``, the block rules on trafilatura's output
