@@ -14,13 +14,24 @@ side by side, each pinned to the same CPU (``--cpu``), in alternating order:
 * ``skypile extract, in process``: the same with ``extract.timeout_s=0`` (no
   helper: what the bound costs).
 
+With ``--before REF`` (a git ref, e.g. ``main``), ``skypile extract (REF)`` runs
+beside them: that commit's ``skypile/`` exported to a temporary folder and put
+first on ``PYTHONPATH`` (same interpreter and packages), so a change is measured
+against its base in the same rounds.  A third page set, one short page, shows
+what start-up alone costs each command.
+
 With ``--job``, the web job too: ``skypile run`` (the in-process executor, one
 worker; extraction, language ID, dedup, quality, tokenizer) against datatrove's
 comparable pipeline (``bench/datatrove_web.py`` in the venv
 ``bench/datatrove_setup.sh`` makes) on the same ~625 shared pages as four
 WARC.gz files, pinned alike.
 
-Each command is timed whole, interpreter start-up and imports included: CPU
+Each command is timed whole, interpreter start-up and imports included, after
+one untimed run of each (disk cache, and bytecode: every command runs with
+``PYTHONPYCACHEPREFIX`` in the temporary folder and without
+``PYTHONDONTWRITEBYTECODE``, so skypile's modules load compiled, as from an
+installed wheel, whatever the calling shell sets; site-packages are compiled
+at install either way): CPU
 time (user + system of the command and every process it started: this script
 adopts orphans (``PR_SET_CHILD_SUBREAPER``), so a helper process that outlives
 its job is still counted) is the primary measure on a shared machine, wall time
@@ -63,9 +74,11 @@ with open(out, "w", encoding="utf-8") as f:
 
 def write_pages(root: Path) -> dict[str, list[str]]:
     sets = {s.name: s.pages for s in load_sets()}
+    short = next(p for p in sets["readability"] if p.name == "005-unescape-html-entities")  # one word of text
     groups = {
         "English articles (readability + trafilatura-eval)": sets["readability"] + sets["trafilatura-eval"],
         "Chinese (cleaneval-zh + GNE)": sets["cleaneval-zh"] + load_gne_pages(),
+        "start-up (one short page)": [short],
     }
     out = {}
     for i, (name, pages) in enumerate(groups.items()):
@@ -87,6 +100,13 @@ def adopt_orphans() -> None:
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
+def command_env(root: Path, env: dict | None = None) -> dict:
+    """The environment every timed command gets: bytecode written to and read from ``root/pycache``."""
+    out = dict(env or os.environ, PYTHONPYCACHEPREFIX=str(root / "pycache"))
+    out.pop("PYTHONDONTWRITEBYTECODE", None)
+    return out
+
+
 def run(cmd: list[str], cpu: int, env: dict | None = None) -> tuple[float, float]:
     """(CPU seconds of the command and every process it started, wall seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -103,13 +123,29 @@ def run(cmd: list[str], cpu: int, env: dict | None = None) -> tuple[float, float
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
 
 
-def commands(paths: list[str], out: Path) -> dict[str, list[str]]:
-    return {
+def commands(paths: list[str], out: Path, before: tuple[str, Path] | None = None) -> dict[str, Command]:
+    cmds: dict[str, Command] = {
         "trafilatura": [sys.executable, "-c", TRAFILATURA_LOOP, str(out / "t.jsonl"), *paths],
         "skypile extract": [SKYPILE, "extract", *paths, "--jsonl", str(out / "s.jsonl"), "--no-progress"],
         "skypile extract, in process": [SKYPILE, "extract", *paths, "--jsonl", str(out / "i.jsonl"), "--no-progress",
                                         "--set", "extract.timeout_s=0"],
     }
+    if before:
+        ref, tree = before
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])))
+        cli = "import sys; from skypile.cli import main; sys.exit(main())"  # -P: not the current folder's skypile
+        cmds[f"skypile extract ({ref})"] = (
+            [sys.executable, "-P", "-c", cli, "extract", *paths, "--jsonl", str(out / "b.jsonl"), "--no-progress"], env)
+    return cmds
+
+
+def export_tree(ref: str, dest: Path) -> Path:
+    """``skypile/`` as commit ``ref`` has it, under ``dest`` (for ``PYTHONPATH``)."""
+    dest.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "skypile"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def job_commands(root: Path, datatrove_python: str) -> tuple[int, dict[str, list[str]]]:
@@ -128,15 +164,23 @@ def job_commands(root: Path, datatrove_python: str) -> tuple[int, dict[str, list
     return n, {"datatrove (1 worker)": datatrove, "skypile run (local, 1 worker)": ours}
 
 
-def compare(cmds: dict[str, list[str]], n: int, label: str, rounds: int, cpu: int, loads: list[float],
-            clean: list[Path] = ()) -> list[str]:
-    """Interleaved rounds of the commands; table rows against the first one."""
+Command = list[str] | tuple[list[str], dict]  # argv, or argv and its environment
+
+
+def compare(cmds: dict[str, Command], n: int, label: str, rounds: int, cpu: int, loads: list[float],
+            root: Path, clean: list[Path] = ()) -> list[str]:
+    """Interleaved rounds of the commands, after one untimed run of each; table rows against the first one."""
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in cmds}
-    for r in range(rounds):
+    for r in range(-1, rounds):
         for k in list(cmds) if r % 2 == 0 else list(cmds)[::-1]:
             for d in clean:
                 shutil.rmtree(d, ignore_errors=True)
-            times[k].append(run(cmds[k], cpu))
+            cmd, env = cmds[k] if isinstance(cmds[k], tuple) else (cmds[k], None)
+            took = run(cmd, cpu, command_env(root, env))
+            if r >= 0:
+                times[k].append(took)
+        if r < 0:
+            continue
         loads.append(os.getloadavg()[0])
         print(label, r, {k: f"{v[-1][0]:.2f}s cpu {v[-1][1]:.2f}s wall" for k, v in times.items()}, file=sys.stderr)
     base = next(iter(times.values()))
@@ -161,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", type=int, default=0, help="the CPU every command is pinned to")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "extraction_speed.md"))
     ap.add_argument("--job", action="store_true", help="also the web job against datatrove's")
+    ap.add_argument("--before", default=None, metavar="REF", help="also skypile extract as git ref REF has it (e.g. main)")
+    ap.add_argument("--sets", default=None, help="only the page sets whose name contains one of these words (comma-separated)")
     ap.add_argument("--datatrove-python", default=os.environ.get("DT_VENV", str(Path(__file__).resolve().parents[2] / "dt-venv")) + "/bin/python")
     args = ap.parse_args(argv)
 
@@ -169,15 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     rows, job_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        before = (args.before, export_tree(args.before, root / "before")) if args.before else None
         for name, paths in write_pages(root).items():
-            rows += compare(commands(paths, root), len(paths), name, args.rounds, args.cpu, loads)
+            if args.sets and not any(w.strip().lower() in name.lower() for w in args.sets.split(",")):
+                continue
+            rows += compare(commands(paths, root, before), len(paths), name, args.rounds, args.cpu, loads, root)
         if args.job:
             n, cmds = job_commands(root, args.datatrove_python)
-            job_rows = compare(cmds, n, "web job, shared pages", args.rounds, args.cpu, loads, [root / "job", root / "dt"])
+            job_rows = compare(cmds, n, "web job, shared pages", args.rounds, args.cpu, loads, root,
+                               [root / "job", root / "dt"])
     lines = [
         "# Whole-command extraction speed, one core",
         "",
-        f"Generated by `python bench/extraction_speed.py --rounds {args.rounds}{' --job' if args.job else ''}` "
+        f"Generated by `python bench/extraction_speed.py --rounds {args.rounds}{' --job' if args.job else ''}"
+        f"{f' --before {args.before}' if args.before else ''}{f' --sets {args.sets}' if args.sets else ''}` "
         f"(Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs shared with other jobs, every command pinned to CPU {args.cpu}; load average "
         f"{min(loads):.1f}–{max(loads):.1f} during the run). See the script's docstring. Cells: median (min–max) "

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 from skypile.data_paths import REPO_ROOT, models_build_dir, shared_data_dir, shared_path
-from skypile.document import Document, tokens_column
+from skypile.document import Document
 from skypile.readers.jsonl import iter_texts
+from skypile.schema import tokens_column
 from skypile.tokenizer.build import BASE_NAME, build_vocabulary
 from skypile.tokenizer.spm import Tokenize, load_tokenizer
 

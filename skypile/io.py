@@ -4,6 +4,10 @@ Every output SkyPile writes goes to ``<name>.tmp-<random>`` first and is renamed
 into place only when complete, so a killed job never leaves a half-written shard
 that a re-run would mistake for a finished one.
 
+``pyarrow.fs`` is imported on first use (~0.2 s of CPU): a plain local path is
+checked and written with ``os`` alone, so a light command (``skypile extract``,
+``skypile mix``, ``--help``) never loads pyarrow.
+
 Models are named by path or URI (``gs://``, ``s3://``, ``hdfs://``, ``file://``);
 libraries that load only from a local path (fastText, KenLM) get
 :func:`local_copy`, so a cluster worker needs no path that exists only on the
@@ -17,13 +21,16 @@ import hashlib
 import os
 import tempfile
 import uuid
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 
 def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
     """Resolve a local path or URI (``gs://``, ``s3://``, ``hdfs://``) to a pyarrow filesystem."""
+    import pyarrow.fs as pafs
+
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
@@ -45,6 +52,8 @@ def join(base: str, *parts: str) -> str:
 
 
 def exists(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
     fs, path = filesystem_and_path(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
@@ -57,6 +66,19 @@ def makedirs(uri: str) -> None:
 @contextlib.contextmanager
 def atomic_output(uri: str) -> Iterator[IO[bytes]]:
     """Open ``uri`` for writing; it appears under its name only if the block succeeds."""
+    if not is_uri(uri):  # a local path: the same temp + rename with os, no filesystem layer to load
+        path = os.path.abspath(uri)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            with open(tmp, "wb") as out:
+                yield out
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return
     fs, path = filesystem_and_path(uri)
     parent = path.rsplit("/", 1)[0]
     if parent:
@@ -131,6 +153,8 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     """
     if not is_uri(uri):
         return uri
+    import pyarrow.fs as pafs
+
     fs, path = filesystem_and_path(uri)
     info = fs.get_file_info(path)
     if info.type != pafs.FileType.File:

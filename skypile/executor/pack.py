@@ -31,8 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skypile import io
-from skypile.document import DOCUMENT_SCHEMA, SCHEMA_VERSION, shard_schema
+from skypile.document import SCHEMA_VERSION
 from skypile.executor.rundir import PartInfo, RunDir
+from skypile.schema import DOCUMENT_SCHEMA, shard_schema
 
 SHARDS_DIR = "shards"
 MANIFEST_NAME = "manifest.json"

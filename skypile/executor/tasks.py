@@ -26,10 +26,11 @@ import pyarrow.parquet as pq
 
 from skypile import io
 from skypile.corpus import DocRef
-from skypile.document import DOCUMENT_SCHEMA, Document, Dropped, documents_to_table, shard_schema, table_to_documents
+from skypile.document import Document, Dropped
 from skypile.executor.plan import Pass
 from skypile.executor.rundir import PartInfo, RunDir
 from skypile.readers.sources import Split
+from skypile.schema import DOCUMENT_SCHEMA, documents_to_table, shard_schema, table_to_documents
 from skypile.stage import CHARS_REMOVED, StageStats, drop
 
 log = logging.getLogger(__name__)

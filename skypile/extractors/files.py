@@ -21,8 +21,6 @@ import sys
 import zlib
 from typing import IO, Iterable, Iterator
 
-from tqdm import tqdm
-
 from skypile.document import Document, RawRecord
 from skypile.extractors.html import HtmlExtractor
 from skypile.filters.units import cjk_count, word_count
@@ -60,7 +58,11 @@ def read_page(path: str, max_bytes: int) -> bytes:
 
 def extract_files(paths: list[str], extractor: HtmlExtractor, progress: bool = True) -> Iterator[dict]:
     """One result dict per file (see the module docstring)."""
-    for path in tqdm(paths, desc="extract", unit="page", disable=not progress, file=sys.stderr):
+    if progress:  # tqdm costs ~25 ms of start-up (importlib.metadata): only when it shows
+        from tqdm import tqdm
+
+        paths = tqdm(paths, desc="extract", unit="page", file=sys.stderr)
+    for path in paths:
         try:
             payload = read_page(path, extractor.max_bytes)
         except (OSError, EOFError, zlib.error) as e:

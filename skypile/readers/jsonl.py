@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skypile import io
-from skypile.document import DocMetadata, Document, Dropped, table_to_documents
+from skypile.document import DocMetadata, Document, Dropped
+from skypile.schema import table_to_documents
 from skypile.stage import drop
 
 TEXT_FIELDS = ("text", "content")
