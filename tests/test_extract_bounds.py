@@ -159,6 +159,20 @@ def test_big_and_binary_pages_are_counted_drops(ex):
 # ---------------------------------------------------------------- skypile extract
 
 
+def test_cli_extract_names_each_file_once_through_symbolic_links(tmp_path, capsys):
+    """``**`` follows links: a link back to a parent folder spells every page again at each depth (41
+    paths for one file here). Each real file is extracted once, under its shortest name."""
+    (tmp_path / "site" / "a").mkdir(parents=True)
+    page = tmp_path / "site" / "a" / "p.html"
+    page.write_text(f"<html><body><article><p>{EN}</p></article></body></html>", encoding="utf-8")
+    (tmp_path / "site" / "a" / "up").symlink_to("..")
+    (tmp_path / "site" / "b.html").symlink_to(page)
+    pattern = str(tmp_path / "site" / "**")
+    assert cli_main(["extract", pattern, "--no-progress"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in rows] == [str(page)], [r["path"] for r in rows][:5]
+
+
 def test_cli_extract_writes_one_object_per_page(tmp_path, shared, capsys):
     (tmp_path / "a.html").write_bytes(_body(f"<article><p>{EN}</p></article>"))
     (tmp_path / "b.html.gz").write_bytes(gzip.compress(_body(f"<article><p>{ZH * 2}</p></article>")))

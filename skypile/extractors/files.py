@@ -38,14 +38,23 @@ def script_lang(text: str) -> str:
 
 
 def expand(patterns: Iterable[str]) -> list[str]:
-    """Files named or matched (``**`` recursive), in order, each once; a pattern matching nothing is an error."""
+    """Files named or matched (``**`` recursive), in order, each once; a pattern matching nothing is an error.
+
+    "Once" is by the file's real path: ``**`` follows symbolic links, so a link to a parent folder
+    would otherwise name every page again under each of its ~40 nested spellings.
+    """
     out: list[str] = []
+    seen: set[str] = set()
     for pattern in patterns:
         found = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         found = [p for p in found if os.path.isfile(p)]
         if not found:
             raise FileNotFoundError(f"no file matches {pattern!r}")
-        out += [p for p in found if p not in out]
+        for path in found:
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                out.append(path)
     return out
 
 
