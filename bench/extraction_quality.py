@@ -250,7 +250,7 @@ NOTES = [
     "process. English pages: trafilatura `fast` without comments (the article convention), its text through "
     "`LineFilter.article` (the boilerplate-line rule alone when the text reads as an article, every rule "
     "otherwise), and, when that text holds under 200 words, resiliparse's main content (every cleanup "
-    "rule) instead if it holds 2x the words. "
+    "rule) instead if it holds 1.75x the words. "
     "Chinese pages: `favor_precision` and `fast`, block rules on trafilatura's output tree and the line "
     "cleanup, the pass redone without precision when it kept too little or resiliparse finds 2x more.",
     "* `(before)` rows put back one English choice of the previous default each; `English as before` puts "
