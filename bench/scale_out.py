@@ -17,7 +17,8 @@ so they are counted.  Rows:
   length → Parquet, no dedup, quality or tokenizer) with 1|2 workers, in its own venv.
 
 pages/s = input response records / job seconds (best of ``--rounds`` at 1x, one 4x run);
-scaling = 2-worker rate / 1-worker rate of the same engine.  The rounds are interleaved (every
+scaling = 2-worker rate / 1-worker rate of the same engine, at 1x and at 4x (a Dask job's client and
+scheduler cost ~14 CPU seconds whatever the input: ``bench/dask_cpu.py``).  The rounds are interleaved (every
 configuration once per round), and ``uptime``'s load is recorded with each round: on a shared
 machine wall-clock ratios are noisy.  The 1x local 1-worker run is also kept (``--keep-work``) to
 report per-stage rates per core (stats.json: documents in / stage seconds) and the bytes of facts
@@ -174,11 +175,11 @@ def report(results: dict, per_stage: dict, loads: list[str], n: int, args: argpa
         "interleaved rounds at 1x, one run at 4x. Memory: peak PSS of the whole process tree (Dask: scheduler and",
         "workers included).",
         "",
-        "| engine | workers | 1x s | 1x pages/s | scaling 1→2 | 1x MiB | 4x s | 4x pages/s | 4x MiB | 4x vs 1x MiB | kept 1x / 4x |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine | workers | 1x s | 1x pages/s | scaling 1→2 | 1x MiB | 4x s | 4x pages/s | scaling 1→2 (4x) | 4x MiB | 4x vs 1x MiB | kept 1x / 4x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for engine in ENGINES:
-        rate1 = None
+        rate1 = rate4 = None
         for workers in (1, 2):
             one, four = results.get((engine, workers, "1x")), results.get((engine, workers, "4x"))
             if not one:
@@ -189,8 +190,11 @@ def report(results: dict, per_stage: dict, loads: list[str], n: int, args: argpa
             rate1 = rate if workers == 1 else rate1
             mib1 = max(r["mib"] for r in one)
             f = four[0]
+            four_rate = 4 * n / f["seconds"]
+            scaling4 = f"{four_rate / rate4:.2f}x" if workers == 2 and rate4 else "—"
+            rate4 = four_rate if workers == 1 else rate4
             lines.append(f"| {names[engine]} | {workers} | {best['seconds']:.1f} | {rate:.1f} | {scaling} | {mib1} | "
-                         f"{f['seconds']:.1f} | {4 * n / f['seconds']:.1f} | {f['mib']} | {100 * (f['mib'] - mib1) / mib1:+.0f}% | "
+                         f"{f['seconds']:.1f} | {four_rate:.1f} | {scaling4} | {f['mib']} | {100 * (f['mib'] - mib1) / mib1:+.0f}% | "
                          f"{best['kept']} / {f['kept']} |")
     lines += ["", "Every run, in order (seconds, MiB, load average when it ended):", ""]
     for (engine, workers, scale), runs in results.items():
