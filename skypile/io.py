@@ -65,32 +65,29 @@ def makedirs(uri: str) -> None:
 
 @contextlib.contextmanager
 def atomic_output(uri: str) -> Iterator[IO[bytes]]:
-    """Open ``uri`` for writing; it appears under its name only if the block succeeds."""
-    if not is_uri(uri):  # a local path: the same temp + rename with os, no filesystem layer to load
+    """Open ``uri`` for writing; it appears under its name only if the block succeeds.
+
+    A local path is written with ``os`` alone (no filesystem layer to load); a URI through pyarrow's
+    filesystem.  Either way: a temp name beside the target, renamed into place when complete.
+    """
+    if is_uri(uri):
+        fs, path = filesystem_and_path(uri)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            fs.create_dir(parent, recursive=True)
+        open_tmp, commit, discard = fs.open_output_stream, fs.move, fs.delete_file
+    else:
         path = os.path.abspath(uri)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-        try:
-            with open(tmp, "wb") as out:
-                yield out
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return
-    fs, path = filesystem_and_path(uri)
-    parent = path.rsplit("/", 1)[0]
-    if parent:
-        fs.create_dir(parent, recursive=True)
+        open_tmp, commit, discard = (lambda p: open(p, "wb")), os.replace, os.unlink
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
     try:
-        with fs.open_output_stream(tmp) as out:
+        with open_tmp(tmp) as out:
             yield out
-        fs.move(tmp, path)
+        commit(tmp, path)
     except BaseException:
         with contextlib.suppress(Exception):
-            fs.delete_file(tmp)
+            discard(tmp)
         raise
 
 

@@ -1,4 +1,4 @@
-"""Local copies of files named by URI: what fastText and KenLM load on a cluster worker."""
+"""Local copies of files named by URI (what fastText and KenLM load on a cluster worker), and atomic writes."""
 
 from __future__ import annotations
 
@@ -30,3 +30,17 @@ def test_local_path_of_plain_paths_file_uris_and_object_stores(tmp_path):
     assert io.local_path("rel/x") == os.path.abspath("rel/x")
     assert io.local_path(f"file://{tmp_path}/x") == f"{tmp_path}/x"
     assert io.local_path("gs://bucket/x") is None
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_atomic_output_appears_whole_or_not_at_all(tmp_path, as_uri):
+    """A local path is written with os, a URI through pyarrow's filesystem: the same contract either way."""
+    name = (lambda p: f"file://{p}") if as_uri else str
+    with io.atomic_output(name(tmp_path / "new" / "done.bin")) as out:
+        out.write(b"whole")
+    with pytest.raises(KeyError):
+        with io.atomic_output(name(tmp_path / "new" / "failed.bin")) as out:
+            out.write(b"half")
+            raise KeyError("killed mid-write")
+    assert sorted(os.listdir(tmp_path / "new")) == ["done.bin"]
+    assert (tmp_path / "new" / "done.bin").read_bytes() == b"whole"
