@@ -25,7 +25,7 @@ from skypile.evaluation.extraction import (
     load_trafilatura_eval,
     unit_bag,
 )
-from skypile.filters.length import cjk_count, text_units
+from skypile.filters.units import cjk_count, text_units
 from skypile.readers.warc import read_warc
 
 ZH = "社区图书馆最近完成了改造，原来狭小的阅览室被打通，增加了三十多个座位，还专门开辟了儿童阅读区。"

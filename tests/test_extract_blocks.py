@@ -15,7 +15,7 @@ from skypile.extractors.blocks import BlockRules, tree_blocks
 from skypile.extractors.charset import _COMMON_ZH
 from skypile.extractors.html import HtmlExtractor, page_lang
 from skypile.extractors.lines import DEFAULT_LINE_FILTER
-from skypile.filters.length import text_units
+from skypile.filters.units import text_units
 
 ZH = "社区图书馆最近完成了改造，原来狭小的阅览室被打通，增加了三十多个座位，还专门开辟了儿童阅读区。"
 ZH2 = "在这条老街上，有一家开了三十多年的手工面店。每天清晨，老板都会亲自和面、揉面，再用竹竿反复压制。"

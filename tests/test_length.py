@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from skypile.document import Document, Dropped
-from skypile.filters.length import LengthFilter, cjk_count, is_cjk_text, text_units, word_count
+from skypile.filters.length import LengthFilter
+from skypile.filters.units import cjk_count, is_cjk_text, text_units, word_count
 
 
 def _doc(text, lang: str = "") -> Document:

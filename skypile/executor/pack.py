@@ -72,10 +72,14 @@ def count_sources(table: pa.Table, into: dict | None = None) -> dict:
     tokens = "n_tokens" in table.column_names
     grouped = table.group_by("source").aggregate([("source", "count")] + ([("n_tokens", "sum")] if tokens else []))
     for row in grouped.to_pylist():
-        entry = into.setdefault(str(row["source"]), {"rows": 0, "tokens": 0})
-        entry["rows"] += int(row["source_count"])
-        entry["tokens"] += int(row.get("n_tokens_sum") or 0)
+        _add_counts(into, str(row["source"]), int(row["source_count"]), int(row.get("n_tokens_sum") or 0))
     return into
+
+
+def _add_counts(into: dict, name: str, rows: int, tokens: int) -> None:
+    entry = into.setdefault(name, {"rows": 0, "tokens": 0})
+    entry["rows"] += rows
+    entry["tokens"] += tokens
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -209,9 +213,7 @@ def write_manifest(root: str, shards: list[ShardInfo], tokenized: bool, extra: d
     sources: dict[str, dict] = {}
     for shard in shards:
         for name, counts in shard.sources.items():
-            entry = sources.setdefault(name, {"rows": 0, "tokens": 0})
-            entry["rows"] += counts["rows"]
-            entry["tokens"] += counts["tokens"]
+            _add_counts(sources, name, counts["rows"], counts["tokens"])
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "schema": schema.to_string(show_schema_metadata=False),

@@ -1,7 +1,7 @@
-"""Minimum-length filter, and the text-size units the other stages share (:mod:`skypile.filters.units`).
+"""Minimum-length filter, in the text-size units every stage shares (:mod:`skypile.filters.units`).
 
 Chinese has no spaces, so "words" mean nothing there: a Chinese document is
-measured in CJK characters, an English one in words.  :func:`text_units` mixes
+measured in CJK characters, an English one in words.  :func:`~skypile.filters.units.text_units` mixes
 the two (CJK characters + non-CJK words) so a Chinese page with some English
 terms, or an English page quoting Chinese, is measured fairly either way.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skypile.document import Document, Dropped
-from skypile.filters.units import cjk_count, is_cjk_text, text_units, word_count  # noqa: F401 (shared from here too)
+from skypile.filters.units import cjk_count, word_count
 from skypile.stage import drop
 
 STAGE = "length"
