@@ -299,6 +299,12 @@ def test_semantic_dedup_drops_reworded_copies_and_flags_dense_clusters(articles)
     report = list(decision.report)
     flagged = {r[0] for r in report if r[2] == DENSE_RULE}
     assert flagged <= {d.id for d in spam} and len(flagged) >= 0.9 * len(spam)  # k-means may cut the spam in parts
+    # apply: a verdict drops the document naming its survivor, no verdict keeps it
+    all_docs = docs + reordered + spam
+    ref, (reason, survivor) = next(iter(decision.verdicts))
+    out = stage.apply(all_docs[ref.row], (reason, survivor), None)
+    assert (out.reason, out.detail) == ("semantic_duplicate", f"semantic duplicate of {survivor}")
+    assert stage.apply(docs[-1], None, None) is docs[-1]
 
 
 def test_encoders_give_unit_vectors_and_clear_errors(tmp_path):

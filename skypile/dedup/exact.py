@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef, KeyedFacts
-from skypile.document import Document, Dropped
+from skypile.document import Document
+from skypile.dedup.removal import RemovesClusterMembers
 from skypile.report.clusters import ClusterExamples, largest_clusters
-from skypile.stage import drop
 
 STAGE = "exact_dedup"
 _WS = re.compile(r"\s+")
@@ -80,7 +80,7 @@ def _report(group: tuple[tuple[int, bytes], list[Member]]) -> Iterator[tuple[str
         yield doc_id, survivor[0], STAGE
 
 
-class ExactDedup:
+class ExactDedup(RemovesClusterMembers):
     """Corpus stage ``exact_dedup``: one survivor per group of identical normalized texts."""
 
     name = STAGE
@@ -97,13 +97,3 @@ class ExactDedup:
         report = groups.flat_map(_report)
         return Decision(verdicts=groups.flat_map(_verdicts), report=report, table=largest_clusters(report))
 
-    def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
-        if verdict is None:
-            self.examples.survivor(doc, table)
-            return doc
-        reason, survivor = verdict
-        self.examples.member(survivor, doc, table)
-        return drop(self.name, reason, doc, f"duplicate of {survivor}")
-
-    def drain_examples(self) -> dict:
-        return self.examples.drain()

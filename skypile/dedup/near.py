@@ -42,9 +42,9 @@ import numpy as np
 from skypile.corpus import Coll, Decision, DocRef, KeyedFacts, Union
 from skypile.dedup.components import connected_components
 from skypile.dedup.minhash import MinHasher, band_keys, recall_bands, shingle_hashes
-from skypile.document import Document, Dropped
+from skypile.document import Document
+from skypile.dedup.removal import RemovesClusterMembers
 from skypile.report.clusters import ClusterExamples, largest_clusters
-from skypile.stage import drop
 
 STAGE = "near_dedup"
 
@@ -123,10 +123,11 @@ def cluster_report(components: Coll, rule: str) -> Coll:
     return members.flatten(roots)
 
 
-class NearDedup:
+class NearDedup(RemovesClusterMembers):
     """Corpus stage ``near_dedup``: MinHash LSH clusters above a Jaccard threshold, one survivor each."""
 
     name = STAGE
+    member_of = "near-duplicate of"
 
     def __init__(self, threshold: float = 0.5, num_perm: int = 128, bands: int = 0, rows: int = 0,
                  word_ngram: int = 5, char_ngram: int = 5, seed: int = 1, rounds: int = 6):
@@ -163,13 +164,3 @@ class NearDedup:
         report = cluster_report(components, self.name)
         return Decision(verdicts=components.map(_verdict), report=report, table=largest_clusters(report))
 
-    def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
-        if verdict is None:
-            self.examples.survivor(doc, table)
-            return doc
-        reason, survivor = verdict
-        self.examples.member(survivor, doc, table)
-        return drop(self.name, reason, doc, f"near-duplicate of {survivor}")
-
-    def drain_examples(self) -> dict:
-        return self.examples.drain()

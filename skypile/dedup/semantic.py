@@ -33,9 +33,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef
+from skypile.dedup.removal import RemovesClusterMembers
 from skypile.report.clusters import ClusterExamples, largest_clusters
-from skypile.document import Document, Dropped
-from skypile.stage import drop
+from skypile.document import Document
 
 STAGE = "semantic_dedup"
 DENSE_RULE = "semantic_dense"
@@ -101,10 +101,11 @@ def spherical_kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 20) -> 
     return c.astype(np.float32)
 
 
-class SemanticDedup:
+class SemanticDedup(RemovesClusterMembers):
     """Corpus stage ``semantic_dedup``."""
 
     name = STAGE
+    member_of = "semantic duplicate of"
 
     def __init__(self, encoder: Any, threshold: float = 0.98, n_clusters: int = 64, sample_size: int = 20_000,
                  max_group: int = 4000, dense_min_docs: int = 100, dense_cos: float = 0.9, seed: int = 1):
@@ -131,16 +132,6 @@ class SemanticDedup:
         report = found.filter(lambda t: t[0] == "report").map(lambda t: t[1])
         return Decision(verdicts=verdicts, report=report, table=largest_clusters(report, rule=STAGE))
 
-    def apply(self, doc: Document, verdict: Any, table: Any) -> Document | Dropped:
-        if verdict is None:
-            self.examples.survivor(doc, table)
-            return doc
-        reason, survivor = verdict
-        self.examples.member(survivor, doc, table)
-        return drop(self.name, reason, doc, f"semantic duplicate of {survivor}")
-
-    def drain_examples(self) -> dict:
-        return self.examples.drain()
 
 
 def _centre(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
