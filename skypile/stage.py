@@ -18,11 +18,12 @@ mix), merged the same way.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol, TypeVar, Union
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Protocol, TypeVar, Union
 
 from skypile.document import Document, Dropped
 from skypile.report.sketches import RunSketch
@@ -36,6 +37,26 @@ class Stage(Protocol[T, U]):
 
     def __call__(self, item: T) -> Union[U, Dropped]: ...
 
+
+
+class LoadsOnWorker:
+    """A stage that loads its model on first use pickles without it.
+
+    Beam and Dask ship stages to their workers pickled: the stage carries its model's path and
+    each worker loads its own copy (fastText and KenLM models do not pickle, and would weigh
+    hundreds of megabytes in every task if they did).  ``loaded`` maps each attribute that holds
+    something loaded to its empty value, which a pickled copy carries instead.
+    """
+
+    loaded: ClassVar[dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update({k: copy.copy(empty) for k, empty in self.loaded.items()})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 # Counter names shared by StageStats and Beam metrics: "<stage>.in", "<stage>.kept",
 # "<stage>.dropped.<reason>".

@@ -99,6 +99,23 @@ def test_classifier_separates_wikipedia_from_web_text_on_the_held_out_split(buil
         assert 0.5 < precision <= 1.0, (frac, precision)
 
 
+
+def test_scoring_stages_pickle_without_their_models(built):
+    """Beam and Dask ship stages pickled: the loaded KenLM and fastText models stay behind, the copy loads its own."""
+    import pickle
+
+    stages = [Perplexity(str(built["out"] / "kenlm")), RefProb(built["entries"]["wikiref"]["path"])]
+    text = _web(built, "en")[0]
+    for stage in stages:
+        scored = stage(Document(id="a", text=text, source="t", lang="en"))
+        blob = pickle.dumps(stage)
+        assert len(blob) < 2000, stage.name  # models of megabytes are not in it
+        clone = pickle.loads(blob)
+        assert not (clone.__dict__.get("_model") or clone.__dict__.get("_models"))
+        again = clone(Document(id="a", text=text, source="t", lang="en"))
+        assert getattr(again.metadata, stage.name) == getattr(scored.metadata, stage.name) > 0
+        assert pickle.dumps(clone) == blob
+
 @pytest.mark.parametrize("score", ["perplexity", "ref_prob"])
 def test_bucket_shares_on_the_reference_sample_match_the_percentiles(built, score):
     out = built["out"]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
 from skypile.io import local_copy
-from skypile.stage import drop
+from skypile.stage import LoadsOnWorker, drop
 
 STAGE = "langid"
 FILTER_STAGE = "lang_filter"
@@ -63,7 +63,7 @@ def load_model(path: str) -> Any:
 
 
 @dataclass
-class LanguageId:
+class LanguageId(LoadsOnWorker):
     """Stage ``langid`` measures: sets ``doc.lang`` and ``doc.metadata.lang_score`` (fastText top-1).
 
     It decides nothing but ``empty`` (no text to classify): whether a language or a
@@ -77,15 +77,7 @@ class LanguageId:
     name: str = STAGE
     measures: ClassVar[tuple[str, ...]] = ("lang", "lang_score")  # for the run's page (skypile.report.sketches)
     _model: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        state["_model"] = None  # reloaded lazily on the worker
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    loaded: ClassVar[dict[str, Any]] = {"_model": None}
 
     @property
     def model(self) -> Any:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from skypile.document import Document, Dropped
 from skypile.filters.language import LanguageId
-from skypile.stage import drop
+from skypile.stage import LoadsOnWorker, drop
 
 STAGE = "pair_filter"
 LANG = "en-zh"
@@ -65,7 +65,7 @@ def length_ratio(en: str, zh: str) -> float:
 
 
 @dataclass
-class PairFilter:
+class PairFilter(LoadsOnWorker):
     """Stage ``pair_filter`` (see the module docstring)."""
 
     min_lang_score: float = 0.3  # short sentences score low even when right
@@ -75,19 +75,13 @@ class PairFilter:
     model_path: str = ""
     name: str = STAGE
     _lid: Any = field(default=None, init=False, repr=False, compare=False)
+    loaded: ClassVar[dict[str, Any]] = {"_lid": None}
 
     @property
     def lid(self) -> LanguageId:
         if self._lid is None:
             self._lid = LanguageId(model_path=self.model_path)
         return self._lid
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: (None if k == "_lid" else getattr(self, k)) for k in self.__dataclass_fields__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
 
     def check(self) -> None:
         if not 0 < self.min_length_ratio <= self.max_length_ratio:

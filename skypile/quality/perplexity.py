@@ -27,6 +27,7 @@ from skypile import io
 from skypile.document import Document, Dropped
 from skypile.errors import UserError
 from skypile.quality.text import has_letters, paragraphs
+from skypile.stage import LoadsOnWorker
 
 STAGE = "perplexity"
 _MODELS: dict[tuple[str, str], "LanguageModel"] = {}
@@ -102,7 +103,7 @@ def available_langs(model_dir: str) -> list[str]:
 
 
 @dataclass
-class Perplexity:
+class Perplexity(LoadsOnWorker):
     """Stage ``perplexity``: ``metadata.perplexity`` from the document language's KenLM model.
 
     Decides nothing: a document it cannot score (no model for its language,
@@ -114,13 +115,7 @@ class Perplexity:
     name: str = STAGE
     measures: ClassVar[tuple[str, ...]] = ("perplexity",)  # binned per language for the run's page
     _models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"model_dir": self.model_dir, "langs": self.langs, "name": self.name, "_models": {}}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    loaded: ClassVar[dict[str, Any]] = {"_models": {}}
 
     def check(self) -> None:
         """Load every language's model now: a missing or corrupt file stops the run before any work."""

@@ -32,6 +32,7 @@ from skypile.io import local_copy
 from skypile.quality.corpora import Text, chunks, is_held_out, reference_texts, wiki_articles
 from skypile.quality.perplexity import ModelError
 from skypile.quality.text import classifier_line, has_letters
+from skypile.stage import LoadsOnWorker
 
 STAGE = "ref_prob"
 POSITIVE, NEGATIVE = "__label__wiki", "__label__web"
@@ -101,7 +102,7 @@ def probability(model: Any, text: str, max_chars: int = 10_000) -> float:
 
 
 @dataclass
-class RefProb:
+class RefProb(LoadsOnWorker):
     """Stage ``ref_prob``: ``metadata.ref_prob`` from the fastText reference classifier (decides nothing)."""
 
     model_path: str
@@ -109,13 +110,7 @@ class RefProb:
     name: str = STAGE
     measures: ClassVar[tuple[str, ...]] = ("ref_prob",)  # binned per language for the run's page
     _model: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"model_path": self.model_path, "max_chars": self.max_chars, "name": self.name, "_model": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    loaded: ClassVar[dict[str, Any]] = {"_model": None}
 
     @property
     def model(self) -> Any:

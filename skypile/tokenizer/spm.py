@@ -20,7 +20,7 @@ import re
 import tempfile
 from array import array
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 import sentencepiece as spm
 
@@ -29,7 +29,7 @@ from skypile.document import Document, Dropped, token_type_for
 from skypile.readers.jsonl import iter_texts
 from skypile.readers.rows import open_text
 from skypile.readers.sources import InputError
-from skypile.stage import drop
+from skypile.stage import LoadsOnWorker, drop
 
 MODEL_NAME = "skypile-sp"
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
@@ -192,21 +192,16 @@ def tokenizer_info(path: str) -> dict:
     }
 
 
-class Tokenize:
+class Tokenize(LoadsOnWorker):
     """Stage ``tokenize``: fills ``Document.tokens`` (no BOS/EOS; packers add EOS)."""
 
     name = "tokenize"
     produces_tokens = True
+    loaded: ClassVar[dict[str, Any]] = {"_sp": None}
 
     def __init__(self, model_path: str):
         self.model_path = model_path
         self._sp: spm.SentencePieceProcessor | None = None
-
-    def __getstate__(self) -> dict:
-        return {"model_path": self.model_path, "_sp": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
 
     @property
     def sp(self) -> spm.SentencePieceProcessor:
