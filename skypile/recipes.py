@@ -67,21 +67,15 @@ def _exact_dedup(cfg: RunConfig) -> Any:
 def _segments(cfg: RunConfig) -> Any:
     from skypile.dedup.segments import RecurringSegments
 
-    try:
-        return RecurringSegments(min_docs=cfg.segments.min_docs, min_chars=cfg.segments.min_chars)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return RecurringSegments(min_docs=cfg.segments.min_docs, min_chars=cfg.segments.min_chars)
 
 
 def _near_dedup(cfg: RunConfig) -> Any:
     from skypile.dedup.near import NearDedup
 
     c = cfg.near_dedup
-    try:
-        return NearDedup(threshold=c.threshold, num_perm=c.num_perm, bands=c.bands, rows=c.rows, word_ngram=c.word_ngram,
-                         char_ngram=c.char_ngram, seed=c.seed, rounds=c.rounds)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return NearDedup(threshold=c.threshold, num_perm=c.num_perm, bands=c.bands, rows=c.rows, word_ngram=c.word_ngram,
+                     char_ngram=c.char_ngram, seed=c.seed, rounds=c.rounds)
 
 
 def _semantic_dedup(cfg: RunConfig) -> Any:
@@ -89,12 +83,9 @@ def _semantic_dedup(cfg: RunConfig) -> Any:
     from skypile.dedup.semantic import SemanticDedup
 
     c = cfg.semantic_dedup
-    try:
-        encoder = make_encoder(c.encoder, c.model)
-        return SemanticDedup(encoder, threshold=c.threshold, n_clusters=c.n_clusters, sample_size=c.sample_size,
-                             max_group=c.max_group, dense_min_docs=c.dense_min_docs, dense_cos=c.dense_cos, seed=c.seed)
-    except (ValueError, FileNotFoundError) as exc:
-        raise ConfigError(str(exc)) from None
+    encoder = make_encoder(c.encoder, c.model)
+    return SemanticDedup(encoder, threshold=c.threshold, n_clusters=c.n_clusters, sample_size=c.sample_size,
+                         max_group=c.max_group, dense_min_docs=c.dense_min_docs, dense_cos=c.dense_cos, seed=c.seed)
 
 
 def _buckets(cfg: RunConfig) -> Any:
@@ -110,20 +101,14 @@ def _buckets(cfg: RunConfig) -> Any:
         raise ConfigError(f"buckets.score {c.score!r} is not a numeric document score (known: {', '.join(scores)})")
     if len(c.cuts) != 2:
         raise ConfigError(f"buckets.cuts takes two percentiles, got {c.cuts}")
-    try:
-        return ScoreBuckets(score=c.score, higher_is_better=c.higher_is_better, cuts=(c.cuts[0], c.cuts[1]), keep=tuple(c.keep))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return ScoreBuckets(score=c.score, higher_is_better=c.higher_is_better, cuts=(c.cuts[0], c.cuts[1]), keep=tuple(c.keep))
 
 
 def _perplexity(cfg: RunConfig) -> Any:
     from skypile.quality.perplexity import Perplexity
 
     stage = Perplexity(model_dir=cfg.perplexity.models, langs=tuple(cfg.perplexity.langs))
-    try:
-        stage.check()  # a missing or corrupt model stops the run here, before any work
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    stage.check()  # a missing or corrupt model stops the run here, before any work
     return stage
 
 
@@ -131,10 +116,7 @@ def _ref_prob(cfg: RunConfig) -> Any:
     from skypile.quality.ref_classifier import RefProb
 
     stage = RefProb(model_path=cfg.ref_prob.model, max_chars=cfg.ref_prob.max_chars)
-    try:
-        stage.check()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    stage.check()
     return stage
 
 
@@ -144,10 +126,7 @@ def _quality_bucket(cfg: RunConfig) -> Any:
     c = cfg.quality_bucket
     if len(c.cuts) != 2:
         raise ConfigError(f"quality_bucket.cuts takes two percentiles, got {c.cuts}")
-    try:
-        return QualityBucket(reference=c.reference, score=c.score, cuts=(c.cuts[0], c.cuts[1]), keep=tuple(c.keep))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return QualityBucket(reference=c.reference, score=c.score, cuts=(c.cuts[0], c.cuts[1]), keep=tuple(c.keep))
 
 
 def _tokenize(cfg: RunConfig) -> Any:
@@ -159,10 +138,7 @@ def _tokenize(cfg: RunConfig) -> Any:
 def _code_lang(cfg: RunConfig) -> Any:
     from skypile.code.filters import CodeLanguage
 
-    try:
-        return CodeLanguage(keep=tuple(cfg.code.languages))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return CodeLanguage(keep=tuple(cfg.code.languages))
 
 
 def _code_filter(cfg: RunConfig) -> Any:
@@ -177,10 +153,7 @@ def _code_filter(cfg: RunConfig) -> Any:
 def _code_cap(cfg: RunConfig) -> Any:
     from skypile.code.markup_cap import MarkupShareCap
 
-    try:
-        return MarkupShareCap(languages=cfg.code.markup_languages, max_share=cfg.code.max_markup_share)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return MarkupShareCap(languages=cfg.code.markup_languages, max_share=cfg.code.max_markup_share)
 
 
 def _pair_filter(cfg: RunConfig) -> Any:
@@ -252,4 +225,8 @@ def build_recipe(cfg: RunConfig) -> Recipe:
         raise ConfigError(f"unknown step(s) {', '.join(unknown)} (known: {', '.join(STEPS)})")
     if len(set(names)) != len(names):
         raise ConfigError(f"a step appears twice in {names}")
-    return Recipe(cfg.recipe, _source(kind, cfg), [STEPS[n](cfg) for n in names])
+    try:
+        steps = [STEPS[n](cfg) for n in names]
+    except (ValueError, FileNotFoundError) as exc:  # a stage refused a parameter, or a model it checked: the config's fault
+        raise ConfigError(str(exc)) from None
+    return Recipe(cfg.recipe, _source(kind, cfg), steps)
