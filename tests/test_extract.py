@@ -466,14 +466,18 @@ def test_image_galleries_inside_an_article_are_left_out():
     assert not HtmlExtractor().zh.drop_galleries
 
 
-def test_drop_galleries_matches_class_names_not_ids():
+def test_drop_galleries_takes_runs_of_captions_by_class_name():
+    three = "".join(f"<li>Photo {i}: the bakery's new ovens</li>" for i in range(3))
     tree = parse_html(
-        '<html><body><article class="Gallery-story"><div class="wp-block-gallery"><p>a</p>'
-        '<div class="Slideshow-inline"><p>b</p></div></div><ul class="owl-carousel"><li>c</li></ul>'
-        '<p id="https://t.test/news/slideshow/1.cms">kept</p><p class="gallerytext-lead">d</p></article></body></html>'
+        f'<html><body><article class="Gallery-story"><div class="wp-block-gallery"><ul>{three}</ul>'
+        f'<div class="Slideshow-inline"><ul>{three}</ul></div></div><div class="owl-carousel"><ul>{three}</ul></div>'
+        f'<div id="https://t.test/news/slideshow/1.cms"><ul>{three}</ul></div>'
+        '<div class="slideshow-lead"><p>The one photo of the article, with its caption.</p></div></article></body></html>'
     )
-    assert drop_galleries(tree) == 4  # the nested slideshow counted, removed with its gallery
-    assert [p.text for p in tree.iter("p")] == ["kept"] and tree.find(".//article") is not None
+    assert drop_galleries(tree) == 3  # the nested slideshow counted, removed with its gallery
+    assert tree.find(".//article") is not None  # the page's frame, whatever its class
+    assert len(tree.findall(".//li")) == 3  # the list under an id that is a URL stays
+    assert tree.find('.//div[@class="slideshow-lead"]/p') is not None  # one caption: the lead figure
 
 
 def test_gallery_removal_gains_on_readabilitys_dev_gallery_page(shared):
