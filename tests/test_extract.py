@@ -452,18 +452,20 @@ def _article_with_gallery(article_class: str = "full-article") -> str:
             "</article></body></html>")
 
 
+_GALLERIES_OUT = dataclasses.replace(DEFAULT_EN, drop_galleries=True)
+
+
 def test_image_galleries_inside_an_article_are_left_out():
     html = _article_with_gallery()
-    doc = HtmlExtractor(timeout_s=0)(_rec(html.encode()))
+    doc = HtmlExtractor(timeout_s=0, en=_GALLERIES_OUT)(_rec(html.encode()))
     assert isinstance(doc, Document) and doc.text.count("recrystallises") == 9
     assert not any(c in doc.text for _, c in _GALLERY_CAPTIONS) and "Business news in pictures" not in doc.text
-    kept = HtmlExtractor(timeout_s=0, en=dataclasses.replace(DEFAULT_EN, drop_galleries=False))(_rec(html.encode()))
+    kept = HtmlExtractor(timeout_s=0)(_rec(html.encode()))  # the default keeps them (held-out, see options)
     assert all(f"{c} (12)" in kept.text for _, c in _GALLERY_CAPTIONS[-1:])  # what the switch changes
     # an <article> (or <main>, <body>) named like a gallery is the page's frame: never removed
-    framed = HtmlExtractor(timeout_s=0)(_rec(_article_with_gallery("gallery-article").encode()))
+    framed = HtmlExtractor(timeout_s=0, en=_GALLERIES_OUT)(_rec(_article_with_gallery("gallery-article").encode()))
     assert framed.text == doc.text
-    # Chinese pages keep their own switches (galleries untouched there)
-    assert not HtmlExtractor().zh.drop_galleries
+    assert not HtmlExtractor().en.drop_galleries and not HtmlExtractor().zh.drop_galleries  # opt-in
 
 
 def test_drop_galleries_takes_runs_of_captions_by_class_name():
@@ -485,7 +487,7 @@ def test_gallery_removal_gains_on_readabilitys_dev_gallery_page(shared):
     shared("html-en", "readability")
     page = next(p for p in load_readability() if p.name == "bug-1255978")  # a dev page
     with_, without = OverlapScore(), OverlapScore()
-    for score, en in ((with_, DEFAULT_EN), (without, dataclasses.replace(DEFAULT_EN, drop_galleries=False))):
+    for score, en in ((with_, _GALLERIES_OUT), (without, DEFAULT_EN)):
         doc = HtmlExtractor(timeout_s=0, en=en)(page.record())
         score.add(unit_bag(doc.text), unit_bag(page.gold_text))
     assert without.precision < 0.3 and with_.precision > 0.95 and with_.recall > 0.8, (with_, without)

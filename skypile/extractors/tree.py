@@ -138,6 +138,10 @@ def drop_galleries(tree: HtmlElement) -> int:
     The second opinion still reads the whole page: on a page whose content *is* a slideshow
     (a gallery of phones with a paragraph each), what trafilatura keeps is short and
     resiliparse's text replaces it.
+
+    Off by default (``TrafilaturaSwitches.drop_galleries``): chosen on the dev pages, it left
+    readability's held-out pages unchanged and cost trafilatura-eval's held-out pages 0.006 F1
+    (recall 0.963 -> 0.952), over the 0.005 a rule may lose on any set.
     """
     found = [el for el in _GALLERIES(tree) if el.tag not in PAGE_FRAME and _TEXT_ITEMS(el) >= GALLERY_MIN_ITEMS]
     for el in found:
