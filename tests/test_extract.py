@@ -17,6 +17,7 @@ from skypile.extractors.html import HtmlExtractor, decode_html, looks_like_html
 from skypile.extractors.charset import UndecodableError, normalize_charset, sniff_declared_charset
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter, clean_lines
 from skypile.extractors.options import DEFAULT_EN, TrafilaturaSwitches
+from skypile.extractors.tree import drop_galleries, parse_html
 from skypile.evaluation.extraction import (
     OverlapScore,
     SnippetScore,
@@ -426,6 +427,70 @@ def test_second_opinion_recovers_pages_trafilatura_cut_short(shared):
     assert gained > 10 * max(added, 0), (gained, added)
     assert with_.recall > without.recall + 0.004 and with_.precision > without.precision - 0.002
     assert with_.f1 >= 0.97
+
+
+_GALLERY_CAPTIONS = [
+    ("Bakery chain expands", "The high-street bakery opened forty new shops in the north of England last quarter, "
+     "and says it plans as many again before the end of the year. PA"),
+    ("Flour prices climb", "Millers warned that a poor wheat harvest in Europe will push up the price of bread flour "
+     "by as much as a fifth over the coming months. Getty Images"),
+    ("Sourdough boom", "Sales of sourdough loaves in supermarkets rose by a third during the year, according to "
+     "figures from the market research firm Kantar. AFP/Getty Images"),
+]
+
+
+def _article_with_gallery(article_class: str = "full-article") -> str:
+    """A news article with an embedded photo gallery, in the markup of readability's dev page bug-1255978."""
+    items = "".join(f'<li data-gallery-legend="{i}"><h2><span class="counter">{i}/12</span> {t}</h2><p>{c} ({i})</p>'
+                    f'<p class="credits">GETTY IMAGES</p></li>'
+                    for i, (t, c) in enumerate(_GALLERY_CAPTIONS * 4, 1))  # longer than the article, as there
+    gallery = (f'<div class="full-gallery"><h3>Business news in pictures</h3>'
+               f'<div class="scroller"><ul class="legends">{items}</ul></div></div>')
+    body = "".join(f"<p>{EN} ({i})</p>" for i in range(8))  # ~260 words: past the second opinion's gate
+    return (f'<html><head><title>Why bread goes stale</title></head><body><article class="{article_class}">'
+            f"<h1>Why bread goes stale</h1><div class=\"text-wrapper\"><p>{EN}</p>{gallery}{body}</div>"
+            "</article></body></html>")
+
+
+_GALLERIES_OUT = dataclasses.replace(DEFAULT_EN, drop_galleries=True)
+
+
+def test_image_galleries_inside_an_article_are_left_out():
+    html = _article_with_gallery()
+    doc = HtmlExtractor(timeout_s=0, en=_GALLERIES_OUT)(_rec(html.encode()))
+    assert isinstance(doc, Document) and doc.text.count("recrystallises") == 9
+    assert not any(c in doc.text for _, c in _GALLERY_CAPTIONS) and "Business news in pictures" not in doc.text
+    kept = HtmlExtractor(timeout_s=0)(_rec(html.encode()))  # the default keeps them (held-out, see options)
+    assert all(f"{c} (12)" in kept.text for _, c in _GALLERY_CAPTIONS[-1:])  # what the switch changes
+    # an <article> (or <main>, <body>) named like a gallery is the page's frame: never removed
+    framed = HtmlExtractor(timeout_s=0, en=_GALLERIES_OUT)(_rec(_article_with_gallery("gallery-article").encode()))
+    assert framed.text == doc.text
+    assert not HtmlExtractor().en.drop_galleries and not HtmlExtractor().zh.drop_galleries  # opt-in
+
+
+def test_drop_galleries_takes_runs_of_captions_by_class_name():
+    three = "".join(f"<li>Photo {i}: the bakery's new ovens</li>" for i in range(3))
+    tree = parse_html(
+        f'<html><body><article class="Gallery-story"><div class="wp-block-gallery"><ul>{three}</ul>'
+        f'<div class="Slideshow-inline"><ul>{three}</ul></div></div><div class="owl-carousel"><ul>{three}</ul></div>'
+        f'<div id="https://t.test/news/slideshow/1.cms"><ul>{three}</ul></div>'
+        '<div class="slideshow-lead"><p>The one photo of the article, with its caption.</p></div></article></body></html>'
+    )
+    assert drop_galleries(tree) == 3  # the nested slideshow counted, removed with its gallery
+    assert tree.find(".//article") is not None  # the page's frame, whatever its class
+    assert len(tree.findall(".//li")) == 3  # the list under an id that is a URL stays
+    assert tree.find('.//div[@class="slideshow-lead"]/p') is not None  # one caption: the lead figure
+
+
+def test_gallery_removal_gains_on_readabilitys_dev_gallery_page(shared):
+    """readability's dev page bug-1255978: a 50-caption gallery inside a 770-word business article."""
+    shared("html-en", "readability")
+    page = next(p for p in load_readability() if p.name == "bug-1255978")  # a dev page
+    with_, without = OverlapScore(), OverlapScore()
+    for score, en in ((with_, _GALLERIES_OUT), (without, DEFAULT_EN)):
+        doc = HtmlExtractor(timeout_s=0, en=en)(page.record())
+        score.add(unit_bag(doc.text), unit_bag(page.gold_text))
+    assert without.precision < 0.3 and with_.precision > 0.95 and with_.recall > 0.8, (with_, without)
 
 
 def test_second_opinion_restores_the_paragraph_trafilatura_deduplicated(shared):

@@ -38,6 +38,10 @@ class TrafilaturaSwitches:
     # True: trafilatura's text goes through LineFilter.article (its boilerplate rule alone when the
     # text reads as an article), False: through every rule (a second opinion's text always is)
     article_lines: bool = False
+    # True: image galleries, slideshows and carousels of 3+ captions leave the tree before trafilatura
+    # sees it (skypile.extractors.tree.drop_galleries).  Off: chosen on dev pages (readability dev
+    # +0.013 F1), it lost 0.006 F1 on trafilatura-eval's held-out pages (bench/results/extraction_quality.md)
+    drop_galleries: bool = False
 
 
 DEFAULT_EN = TrafilaturaSwitches(fast=True, rescue_ratio=1.75, rescue_below=200, article_lines=True)

@@ -46,7 +46,7 @@ from skypile.extractors.charset import UndecodableError, decode_html
 from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter
 from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
 from skypile.extractors.second_opinion import EXTRACTOR as SECOND_OPINION, main_content_text
-from skypile.extractors.tree import TreeRefused, parse_html
+from skypile.extractors.tree import TreeRefused, drop_galleries, parse_html
 from skypile.filters.units import text_units
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xhtml", "text/xhtml"})
@@ -211,6 +211,8 @@ class PageExtractor:
 
         lang = page_lang(html)
         switches = self.zh if lang == "zh" else self.en
+        if switches.drop_galleries:
+            drop_galleries(tree)
         options = dict(
             url=url or None,
             fast=self.fast or switches.fast,
