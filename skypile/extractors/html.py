@@ -28,17 +28,15 @@ of pages whose text came from the second opinion (``metadata.extractor ==
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from skypile.document import DocMetadata, Document, Dropped, RawRecord
-from skypile.extractors.blocks import DEFAULT_BLOCK_RULES, BlockRules
 from skypile.extractors.bounded import BoundedRunner, Crash, Timeout
 from skypile.extractors.charset import decode_html
-from skypile.extractors.lines import DEFAULT_LINE_FILTER, LineFilter
-from skypile.extractors.options import DEFAULT_EN, DEFAULT_ZH, TrafilaturaSwitches
 from skypile.extractors.page import (
     WARMUP_PAGE,
+    ExtractionSettings,
     Extracted,
     PageExtractor,
     PageInput,
@@ -58,29 +56,15 @@ STAGE = "extract"
 
 
 @dataclass
-class HtmlExtractor:
+class HtmlExtractor(ExtractionSettings):
     """Stage ``extract``: :class:`RawRecord` → :class:`Document` | :class:`Dropped`.
 
-    ``line_filter=None`` disables the Skywork line cleanup (the benchmark uses it
-    to show the cleanup's effect).
+    The extraction fields are :class:`~skypile.extractors.page.ExtractionSettings`; this class
+    adds the time and memory bound of the helper process the pages run in.
     """
 
-    max_bytes: int = 10 * 1024 * 1024
-    include_comments: bool = False  # True: comments on every page (else as ``en`` / ``zh`` say)
-    include_tables: bool = True
-    fast: bool = False  # True: no fallback extractors on any page (else as ``en`` / ``zh`` say)
-    line_filter: LineFilter | None = field(default=DEFAULT_LINE_FILTER)
-    block_rules: BlockRules | None = field(default=DEFAULT_BLOCK_RULES)  # None: text output, lines only
-    en: TrafilaturaSwitches = DEFAULT_EN  # switches for pages that are not Chinese
-    zh: TrafilaturaSwitches = DEFAULT_ZH
-    precision_retry_units: int = 100  # see PageExtractor._blocks
-    precision_retry_ratio: float = 2.0  # see PageExtractor._blocks (0: off)
-    precision_retry_below: int = 1000  # see PageExtractor._blocks (0: no limit)
     timeout_s: float = 15.0  # per page, in a helper process (0: in this process, unbounded)
     max_memory_mb: int = 0  # address-space cap of that helper (0: none)
-    max_depth: int = 1000
-    max_elements: int = 100_000
-    max_row_cells: int = 2000
     name: str = STAGE
 
     def __post_init__(self) -> None:
@@ -90,8 +74,7 @@ class HtmlExtractor:
     @property
     def page_extractor(self) -> PageExtractor:
         """What runs per page (in the helper process, or here with ``timeout_s=0``)."""
-        names = [f.name for f in dataclasses.fields(PageExtractor)]
-        return PageExtractor(**{n: getattr(self, n) for n in names})
+        return PageExtractor(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ExtractionSettings)})
 
     @classmethod
     def from_config(cls, c: ExtractConfig) -> HtmlExtractor:

@@ -139,27 +139,30 @@ def normalize_text(text: str) -> str:
     return "\n".join(_WS_RUN_RE.sub(" ", ln).strip() for ln in text.splitlines())
 
 
-@dataclass(frozen=True)
-class PageExtractor:
-    """``PageExtractor(...)(page)`` → :class:`Extracted` | :class:`Refused`; never raises.
+@dataclass
+class ExtractionSettings:
+    """What decides a page's text, declared once: :class:`PageExtractor` runs it on a page, and
+    :class:`~skypile.extractors.html.HtmlExtractor` (the stage) adds the time bound around it."""
 
-    The fields are :class:`~skypile.extractors.html.HtmlExtractor`'s (see there).
-    """
-
-    max_bytes: int = 10 * 1024 * 1024
-    include_comments: bool = False
+    max_bytes: int = 10 * 1024 * 1024  # larger payloads are ``too_large`` before any decoding
+    include_comments: bool = False  # True: comments on every page (else as ``en`` / ``zh`` say)
     include_tables: bool = True
-    fast: bool = False
-    line_filter: LineFilter | None = field(default=DEFAULT_LINE_FILTER)
-    block_rules: BlockRules | None = field(default=DEFAULT_BLOCK_RULES)
-    en: TrafilaturaSwitches = DEFAULT_EN
+    fast: bool = False  # True: no fallback extractors on any page (else as ``en`` / ``zh`` say)
+    line_filter: LineFilter | None = field(default=DEFAULT_LINE_FILTER)  # None: no Skywork line cleanup
+    block_rules: BlockRules | None = field(default=DEFAULT_BLOCK_RULES)  # None: text output, lines only
+    en: TrafilaturaSwitches = DEFAULT_EN  # switches for pages that are not Chinese
     zh: TrafilaturaSwitches = DEFAULT_ZH
-    precision_retry_units: int = 100
-    precision_retry_ratio: float = 2.0
-    precision_retry_below: int = 1000
-    max_depth: int = 1000
-    max_elements: int = 100_000
+    precision_retry_units: int = 100  # see PageExtractor._blocks
+    precision_retry_ratio: float = 2.0  # see PageExtractor._blocks (0: off)
+    precision_retry_below: int = 1000  # see PageExtractor._blocks (0: no limit)
+    max_depth: int = 1000  # deeper trees are ``too_deep`` (skypile.extractors.tree)
+    max_elements: int = 100_000  # larger trees are ``too_complex``
     max_row_cells: int = 2000
+
+
+@dataclass
+class PageExtractor(ExtractionSettings):
+    """``PageExtractor(...)(page)`` → :class:`Extracted` | :class:`Refused`; never raises."""
 
     def __call__(self, page: PageInput) -> Extracted | Refused:
         try:
