@@ -10,7 +10,7 @@ sink and exited 0).  :class:`DaskRunner` computes every *leaf* bag instead,
 the bags that no other transform reads as a main or side input, in one graph,
 so shared upstream work runs once.
 
-Two more things differ from Beam's defaults, both because SkyPile's elements are
+More things differ from Beam's defaults, because SkyPile's elements are
 tasks (one input split each), not records:
 
 * ``Create`` puts 128 elements into one partition unless told otherwise, so a
