@@ -186,7 +186,8 @@ def report(runs: list[tuple[str, dict]], args: argparse.Namespace) -> list[str]:
             lines.append(f"| {label} | {role} | {r['peak'].get(role, 0) / mib:.0f} | {r['at_peak'].get(role, 0) / mib:.0f} | "
                          f"{r['procs'].get(role, 0)} | {r['cpu'].get(role, 0):.1f} |")
         lines.append(f"| {label} | **tree** | **{r['total_peak'] / mib:.0f}** | | | **{sum(r['cpu'].values()):.1f}** |")
-    lines += ["", "| input | wall s | before first task s | tasks' span s | after last task s | tasks | per worker: busy s (fraction of span), most tasks at once | sampler CPU s |",
+    lines += ["", "| input | wall s | before first task s | tasks' span s | after last task s | tasks "
+              "| per worker: busy s (fraction of span), most tasks at once | sampler CPU s |",
               "|---|---|---|---|---|---|---|---|"]
     for label, r in runs:
         b = r["busy"]

@@ -11,11 +11,12 @@ Time and memory are taken in separate runs.  ../shared/tools/peak-mem reads ever
 processes and threads (scheduler, nannies, workers, client) than the others, so the sampler
 costs its rows more CPU: peak-mem's own CPU was 8-12% of a core beside a Dask job against 3.5-5%
 beside an in-process one (``bench/results/dask_trace.md``; the ``sampler CPU s`` column of the
-memory runs reports it), on a 2-CPU machine a share the 2-worker rows lose.  Timing runs are not wrapped: ``--rounds`` interleaved rounds at 1x (best
-reported) and ``--rounds-4x`` at 4x (every run and the median reported), every configuration
-once per round.  Then one memory run per configuration and size under peak-mem, which sums the
-PSS of the whole process tree: for Dask the driver (``bench/scale_out.py --dask-job``) starts
-the scheduler and workers as its own children, so they are counted.  Rows:
+memory runs reports it), on a 2-CPU machine a share the 2-worker rows lose.  Timing runs are
+not wrapped: ``--rounds`` interleaved rounds at 1x (best reported) and ``--rounds-4x`` at 4x
+(every run and the median reported), every configuration once per round.  Then one memory run
+per configuration and size under peak-mem, which sums the PSS of the whole process tree: for
+Dask the driver (``bench/scale_out.py --dask-job``) starts the scheduler and workers as its own
+children, so they are counted.  Rows:
 
 * ``--runner local --workers 1|2``;
 * ``--runner DaskRunner`` on a scheduler + 1|2 ``dask worker`` processes (``--nthreads 1``) on
