@@ -10,7 +10,7 @@ sink and exited 0).  :class:`DaskRunner` computes every *leaf* bag instead,
 the bags that no other transform reads as a main or side input, in one graph,
 so shared upstream work runs once.
 
-More things differ from Beam's defaults, because SkyPile's elements are
+Two more things differ from Beam's defaults, both because SkyPile's elements are
 tasks (one input split each), not records:
 
 * ``Create`` puts 128 elements into one partition unless told otherwise, so a
@@ -19,11 +19,9 @@ tasks (one input split each), not records:
 * A side input is fetched by the task that reads it, with a computation of its
   own (``DaskBagWindowedIterator``); by then the side input's partitions had
   usually been released, so its whole upstream ran again, sinks included (a
-  web job of 24 records took 300 s and initialized its report sink 6 times),
-  and the waiting task seceded from its worker's thread pool, which started
-  another thread (and another extraction helper) meanwhile.  A side input is
-  now a dependency of the tasks that read it, in the job's one graph
-  (:func:`_pardo_with_sides`).
+  web job of 24 records took 300 s and initialized its report sink 6 times).
+  Every side-input bag is now submitted with the leaves and held until the job
+  ends, so the task finds it in memory.
 * The client is closed when the job ends (Beam's stays connected for the life
   of the process).
 
@@ -37,14 +35,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import apache_beam as beam
-from apache_beam import DoFn
-from apache_beam.runners.common import DoFnContext, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner as BeamDaskRunner, DaskRunnerResult
 from apache_beam.runners.dask.overrides import _Flatten, _GroupByKeyOnly, dask_overrides
-from apache_beam.runners.dask.transform_evaluator import OneReceiver, apply_dofn_to_bundle, get_windowed_value
 from apache_beam.runners.runner import PipelineState
-from apache_beam.transforms.sideinputs import SideInputMap
 
 MIN_BEAM = (2, 78)
 
@@ -58,7 +51,7 @@ def leaf_bags(bags: dict) -> list:
     """
     built_on = set()
     for node, bag in bags.items():
-        for value in [*node.inputs, *(si.pvalue for si in node.side_inputs)]:
+        for value in node.inputs:
             source = bags.get(getattr(value, "producer", None))
             if source is not None and source is not bag:
                 built_on.add(id(source))
@@ -75,78 +68,47 @@ def _unique(items: Any) -> list:
 
 
 class _Result(DaskRunnerResult):
+    def __init__(self, client: Any, futures: Any, held: list):
+        super().__init__(client, futures)
+        self.held = held  # side inputs, kept in the cluster's memory until the job ends
+
     def wait_until_finish(self, duration: Any = None) -> str:
         try:
             return super().wait_until_finish(duration)
         finally:
             if self._state in (PipelineState.DONE, PipelineState.FAILED):
-                self.futures = []
+                self.futures, self.held = [], []
                 self.client.close()
 
 
-def _apply_dofn_with_sides(items: Any, side_values: list, specs: list, invoker_args: list, invoker_kwargs: dict,
-                           receivers: Any) -> list:
-    """Beam's ``apply_dofn_to_bundle`` with side inputs Dask computed as this task's dependencies."""
-    sides = [SideInputMap(view, options, [get_windowed_value(v, window_fn) for v in values])
-             for (view, options, window_fn), values in zip(specs, side_values)]
-    return apply_dofn_to_bundle(items, invoker_args, {**invoker_kwargs, "side_inputs": sides}, receivers)
+def _holding_visitor(base: Any, client: Any, held: list, shuffle_partitions: int = 0) -> Any:
+    """Beam's bag visitor, persisting side inputs and keeping ``Flatten`` from multiplying partitions.
 
-
-def _pardo_with_sides(node: Any, main: Any, sides: list) -> Any:
-    """A ``ParDo`` whose side inputs are graph dependencies of its tasks, as Beam's ``ParDo.apply`` otherwise.
-
-    Beam's translation hands each task the side input's bag, which the task computes with a
-    nested ``client.compute`` from inside the worker (``DaskBagWindowedIterator``): the task
-    secedes from the worker's thread pool and waits, the worker starts another thread for the
-    next task, and every thread that runs the extract stage starts its own extraction helper
-    (~100 MB each, :mod:`skypile.extractors.bounded`), so a worker's memory grew with the number
-    of tasks that waited (the ``InjectDefault`` task of every ``CombineGlobally`` waits from
-    the job's start to its combine).  Here the side input is an ordinary dependency: the task
-    starts when its side inputs are in memory, on the worker's one thread, and never waits.
-    """
-    transform = node.transform
-    args, kwargs = transform.raw_side_inputs
-    main_input = next(iter(node.main_inputs.values()))
-    window_fn = main_input.windowing.windowfn if hasattr(main_input, "windowing") else None
-    receivers = OneReceiver()
-    invoker_args = [
-        DoFnSignature(transform.fn),
-        _OutputHandler(window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
-                       per_element_output_counter=None, output_batch_converter=None, process_yields_batches=False,
-                       process_batch_yields_elements=False),
-    ]
-    invoker_kwargs = dict(context=DoFnContext(transform.label, state=None), input_args=list(args), input_kwargs=kwargs,
-                          user_state_context=None, bundle_finalizer_param=DoFn.BundleFinalizerParam())
-    # each side input whole, one dependency; not optimized: culling copied the side input's whole upstream graph per reader
-    values = [bag.repartition(1).to_delayed(optimize_graph=False)[0] for bag in sides]
-    specs = [(type(si), si._view_options(), si._window_mapping_fn) for si in node.side_inputs]
-    return main.map(get_windowed_value, window_fn).map_partitions(
-        _apply_dofn_with_sides, values, specs, invoker_args, invoker_kwargs, receivers)
-
-
-def _dask_visitor(base: Any, shuffle_partitions: int = 0) -> Any:
-    """Beam's bag visitor, with side inputs as task dependencies and partition counts kept in bounds.
-
-    A ``ParDo`` with side inputs is built by :func:`_pardo_with_sides`.  A ``Flatten``
-    concatenates its inputs' partitions, and a ``GroupByKey`` keeps its input's count, so the
-    partitions of a job with several corpus stages grew pass after pass (each ``CoGroupByKey``
-    flattens parts and verdicts) and the task-based shuffles with them (21,551 tasks for a
-    24-record web job); a flatten's output is cut back to its largest input's count.  Dask's
-    task-based shuffle makes about n² tasks for n partitions (n ≤ 32), so the input of a
+    A bag a transform reads as a side input is persisted before that transform is built; the
+    persisted bag (its partitions as futures, same keys) replaces the original for every later
+    reader, so the side input's own computation inside a task finds its data in memory.  A
+    ``Flatten`` concatenates its inputs' partitions, and a ``GroupByKey`` keeps its input's
+    count, so the partitions of a job with several corpus stages grew pass after pass (each
+    ``CoGroupByKey`` flattens parts and verdicts) and the task-based shuffles with them (21,551
+    tasks for a 24-record web job); a flatten's output is cut back to its largest input's count.
+    Dask's task-based shuffle makes about n² tasks for n partitions (n ≤ 32), so the input of a
     ``GroupByKey`` is cut to the cluster's thread count (``shuffle_partitions``) for that shuffle
-    (a 16-file web job: 12,935 tasks, 10,240 of them shuffle splits).  Its output keeps that
-    count: splitting it back to the input's (one split per task for the pass after a
-    ``CoGroupByKey``) was measured and rejected: 4.7x the tasks (677 → 3,179 at 16 files), the
-    scheduler's CPU 6.1 → 8.0 s, and the workers no busier (``bench/results/dask_trace.md``).
+    (a 16-file web job: 12,935 tasks, 10,240 of them shuffle splits).
     """
 
-    class DaskVisitor(type(base)):  # type: ignore[misc]
+    class HoldingVisitor(type(base)):  # type: ignore[misc]
         def visit_transform(self, node: Any) -> None:
+            for si in node.side_inputs:
+                bag = self.bags.get(si.pvalue.producer)
+                if bag is not None and not any(bag is h for h in held):
+                    persisted = client.persist(bag)
+                    held.append(persisted)
+                    for k, v in self.bags.items():  # transforms Beam does not translate share their input's bag
+                        if v is bag:
+                            self.bags[k] = persisted
             producer = next((v.producer for v in node.inputs if getattr(v, "producer", None) is not None), None)
             source = self.bags.get(producer)
-            if node.side_inputs and isinstance(node.transform, beam.ParDo) and source is not None:
-                self.bags[node] = _pardo_with_sides(node, source, [self.bags[si.pvalue.producer] for si in node.side_inputs])
-            elif isinstance(node.transform, _GroupByKeyOnly) and shuffle_partitions and source is not None \
+            if isinstance(node.transform, _GroupByKeyOnly) and shuffle_partitions and source is not None \
                     and source.npartitions > shuffle_partitions:
                 self.bags[producer] = source.repartition(shuffle_partitions)  # for this shuffle only
                 try:
@@ -161,7 +123,7 @@ def _dask_visitor(base: Any, shuffle_partitions: int = 0) -> Any:
                 if bag.npartitions > most:
                     self.bags[node] = bag.repartition(most)
 
-    return DaskVisitor()
+    return HoldingVisitor()
 
 
 class DaskRunner(BeamDaskRunner):
@@ -177,11 +139,12 @@ class DaskRunner(BeamDaskRunner):
                                "(sinks such as WriteToParquet write nothing) and block worker threads on side inputs")
         dask_options = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = DaskOptions._extract_bag_kwargs(dask_options) or {"partition_size": 1}
-        lazy_side_inputs = dask_options.pop("lazy_side_inputs", False)  # moot: side inputs are dependencies here
+        lazy_side_inputs = dask_options.pop("lazy_side_inputs", False)
         client = ddist.Client(**dask_options)
         pipeline.replace_all(dask_overrides())
+        held: list = []
         threads = sum(client.nthreads().values())  # a shuffle needs no more partitions than threads to run them
-        visitor = _dask_visitor(self.to_dask_bag_visitor(bag_kwargs, lazy_side_inputs), threads)
+        visitor = _holding_visitor(self.to_dask_bag_visitor(bag_kwargs, lazy_side_inputs), client, held, threads)
         pipeline.visit(visitor)
         leaves = client.persist(leaf_bags(visitor.bags))
-        return _Result(client, ddist.futures_of(leaves))
+        return _Result(client, ddist.futures_of([*leaves, *held]), held)

@@ -91,36 +91,6 @@ def test_every_sink_of_a_multi_sink_pipeline_runs(cluster, tmp_path):
     assert len({(tmp_path / f).read_text() for f in os.listdir(tmp_path)}) == 2  # both worker processes wrote
 
 
-def _thread_sink(x: int, total: int, out: str) -> int:
-    """Record which process and thread ran the element (a thread's extraction helper is its own)."""
-    import time
-
-    time.sleep(0.05)
-    with open(os.path.join(out, f"t-{x}"), "w") as f:
-        f.write(f"{os.getpid()} {threading.get_ident()} {total}")
-    return x
-
-
-def test_side_inputs_are_dependencies_so_each_worker_runs_its_tasks_on_one_thread(cluster, tmp_path):
-    """Beam's runner computes a side input from inside the task that reads it: the task secedes from its
-    worker's one-thread pool and the worker starts another thread for the next task, and every thread that
-    extracts starts its own extraction helper (~100 MB).  Here the side input is computed first, as a
-    dependency: the right value reaches every element, and each worker ran all its tasks on one thread."""
-    from skypile.pipelines.dask_runner import DaskRunner
-
-    p = beam.Pipeline(runner=DaskRunner(), options=PipelineOptions([f"--dask_client_address={cluster.address}"]))
-    nums = p | beam.Create(list(range(12)))
-    total = nums | "slow" >> beam.Map(_sink, str(tmp_path), "slow") | beam.CombineGlobally(sum)  # ToList-like: injects defaults
-    _ = nums | "read_side" >> beam.Map(_thread_sink, beam.pvalue.AsSingleton(total), str(tmp_path))
-    assert p.run().wait_until_finish() == "DONE"
-    seen = [(tmp_path / f"t-{x}").read_text().split() for x in range(12)]
-    assert {t for _, _, t in seen} == {str(sum(range(12)))}
-    threads: dict[str, set] = {}
-    for pid, thread, _ in seen:
-        threads.setdefault(pid, set()).add(thread)
-    assert threads and all(len(t) == 1 for t in threads.values()), threads
-
-
 @pytest.fixture(scope="module")
 def warcs(tmp_path_factory, shared) -> list[str]:
     shared("html-en", "trafilatura-eval")
