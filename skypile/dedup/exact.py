@@ -24,8 +24,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef, KeyedFacts
-from skypile.document import Document
 from skypile.dedup.removal import RemovesClusterMembers
+from skypile.document import Document
 from skypile.report.clusters import ClusterExamples, largest_clusters
 
 STAGE = "exact_dedup"
@@ -96,4 +96,3 @@ class ExactDedup(RemovesClusterMembers):
         groups = facts.group_by_key().flat_map(_by_full_hash).filter(lambda kv: _has_copies(kv[1]))
         report = groups.flat_map(_report)
         return Decision(verdicts=groups.flat_map(_verdicts), report=report, table=largest_clusters(report))
-

@@ -42,8 +42,8 @@ import numpy as np
 from skypile.corpus import Coll, Decision, DocRef, KeyedFacts, Union
 from skypile.dedup.components import connected_components
 from skypile.dedup.minhash import MinHasher, band_keys, recall_bands, shingle_hashes
-from skypile.document import Document
 from skypile.dedup.removal import RemovesClusterMembers
+from skypile.document import Document
 from skypile.report.clusters import ClusterExamples, largest_clusters
 
 STAGE = "near_dedup"
@@ -163,4 +163,3 @@ class NearDedup(RemovesClusterMembers):
         components = connected_components(edges, self.rounds)
         report = cluster_report(components, self.name)
         return Decision(verdicts=components.map(_verdict), report=report, table=largest_clusters(report))
-

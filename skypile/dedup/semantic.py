@@ -34,8 +34,8 @@ import numpy as np
 
 from skypile.corpus import Coll, Decision, DocRef
 from skypile.dedup.removal import RemovesClusterMembers
-from skypile.report.clusters import ClusterExamples, largest_clusters
 from skypile.document import Document
+from skypile.report.clusters import ClusterExamples, largest_clusters
 
 STAGE = "semantic_dedup"
 DENSE_RULE = "semantic_dense"
@@ -131,7 +131,6 @@ class SemanticDedup(RemovesClusterMembers):
         verdicts = found.filter(lambda t: t[0] == "drop").map(lambda t: (DocRef(t[1][1], t[1][2]), ("semantic_duplicate", t[2])))
         report = found.filter(lambda t: t[0] == "report").map(lambda t: t[1])
         return Decision(verdicts=verdicts, report=report, table=largest_clusters(report, rule=STAGE))
-
 
 
 def _centre(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
